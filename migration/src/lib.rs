@@ -1,0 +1,16 @@
+//! orgql's database schema, as sea-orm migrations that run unchanged on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_initial;
+
+/// Every migration, in order. The server runs them at start; the `migration` binary runs them
+/// by hand (`cargo run -p migration --features cli -- up`).
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_initial::Migration)]
+    }
+}

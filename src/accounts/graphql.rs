@@ -1,0 +1,192 @@
+//! GraphQL types and resolvers for personal accounts.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use entity::account;
+use entity::roles::AccountKind;
+
+use crate::context::ContextExt;
+use crate::datasets::{self, DatasetConnection};
+use crate::error::ApiError;
+use crate::loaders::{UserRowId, load_error};
+use crate::newtypes::{Email, Password, Username, username_key};
+use crate::organizations::{self, Member};
+use crate::relay::{NodeKind, PageArgs, global_id};
+
+/// A personal account. Users sign in, belong to organizations and own or collaborate on
+/// datasets.
+pub struct User(pub account::Model);
+
+#[Object]
+impl User {
+    /// The global ID of this user (Relay `Node`).
+    pub async fn id(&self) -> ID {
+        global_id(NodeKind::User, self.0.id)
+    }
+
+    /// The username, as the user typed it; unique case-insensitively across users and
+    /// organizations.
+    pub async fn username(&self) -> &str {
+        &self.0.username
+    }
+
+    /// When the account was created.
+    pub async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The user's email address: only the user themself sees it; `null` for everyone else.
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        if ctx.viewer().user_id() != Some(self.0.id) {
+            return Ok(None);
+        }
+        let row = ctx
+            .loader()
+            .load_one(UserRowId(self.0.id))
+            .await
+            .map_err(load_error)?;
+        Ok(row.map(|r| r.email))
+    }
+
+    /// The organizations the user belongs to, with their role in each (ordered by the
+    /// organization's username). Only the user themself may see this: `FORBIDDEN` for anyone
+    /// else, `UNAUTHENTICATED` without a token.
+    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
+        let viewer = ctx.viewer().require()?;
+        if viewer != self.0.id {
+            return Err(ApiError::Forbidden(
+                "only the user themself may see their memberships".into(),
+            )
+            .into());
+        }
+        Ok(organizations::memberships_of_user(ctx.db(), self.0.id).await?)
+    }
+
+    /// The datasets this user owns that the viewer may see, ordered by name
+    /// (case-insensitive).
+    async fn datasets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many datasets to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return datasets after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<DatasetConnection> {
+        let args = PageArgs::parse(first, after)?;
+        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
+    }
+}
+
+/// Queries about users.
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The signed-in user. `UNAUTHENTICATED` without a token.
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let id = ctx.viewer().require()?;
+        let account = account::Entity::find_by_id(id)
+            .one(ctx.db())
+            .await
+            .map_err(ApiError::from)?
+            // A valid token for an account that was deleted since.
+            .ok_or(ApiError::Unauthenticated(
+                "the account of this token no longer exists",
+            ))?;
+        Ok(User(account))
+    }
+
+    /// The user with this username (case-insensitive), or `null` when there is none.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's username, in any case.")] username: String,
+    ) -> async_graphql::Result<Option<User>> {
+        let account = account::Entity::find()
+            .filter(account::Column::UsernameKey.eq(username_key(&username)))
+            .filter(account::Column::Kind.eq(AccountKind::User))
+            .one(ctx.db())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(account.map(User))
+    }
+}
+
+/// Input of `signUp`.
+#[derive(InputObject)]
+pub struct SignUpInput {
+    /// 2–39 ASCII letters, digits, `-` and `_`, starting and ending with a letter or digit;
+    /// unique case-insensitively across users and organizations; not reserved.
+    pub username: String,
+    /// A valid email address, unique case-insensitively among users.
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+/// Input of `logIn`.
+#[derive(InputObject)]
+pub struct LogInInput {
+    /// The username or the email address.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A signed-in session: the token to send as `Authorization: Bearer <token>`, and its user.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// A JWT (HS256) for the user; send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// Mutations about personal accounts.
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Creates a personal account and signs it in.
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        input: SignUpInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let username = Username::parse("username", &input.username)?;
+        let email = Email::parse("email", &input.email)?;
+        let password = Password::parse("password", &input.password)?;
+        let account = super::sign_up(ctx.db(), username, email, password).await?;
+        let token = ctx.state().keys.issue(account.id)?;
+        Ok(AuthPayload {
+            token,
+            user: User(account),
+        })
+    }
+
+    /// Signs in with a username or email and a password. Wrong credentials answer
+    /// `UNAUTHENTICATED`, the same whether or not the account exists.
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: LogInInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let state = ctx.state();
+        let account = super::log_in(
+            &state.db,
+            &state.dummy_hash,
+            &input.username,
+            &input.password,
+        )
+        .await?;
+        let token = state.keys.issue(account.id)?;
+        Ok(AuthPayload {
+            token,
+            user: User(account),
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Personal accounts: signing up, logging in, and the `User` type.
+
+mod graphql;
+
+pub use graphql::{AccountMutation, AccountQuery, User};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+
+use entity::roles::AccountKind;
+use entity::{account, user_account};
+
+use crate::auth;
+use crate::db::write_tx;
+use crate::error::{ApiError, ApiResult, conflict_on_unique};
+use crate::newtypes::{Email, Password, Username, username_key};
+
+/// Creates a user. A username taken in any case by a user or an organization, or an email
+/// taken in any case, answers `CONFLICT` — decided by the database's unique indexes, so two
+/// racing sign-ups cannot both win.
+pub async fn sign_up(
+    db: &DatabaseConnection,
+    username: Username,
+    email: Email,
+    password: Password,
+) -> ApiResult<account::Model> {
+    // Hash before the transaction: argon2 is slow and must not hold the write lock.
+    let password_hash = auth::hash_password_off_thread(password.expose().to_owned()).await?;
+    let tx = db.begin_with_options(write_tx()).await?;
+    let account = insert_account(&tx, &username, AccountKind::User).await?;
+    user_account::ActiveModel {
+        account_id: Set(account.id),
+        email: Set(email.as_str().to_owned()),
+        email_key: Set(email.key()),
+        password_hash: Set(password_hash),
+    }
+    .insert(&tx)
+    .await
+    .map_err(|e| conflict_on_unique(e, "email is already in use"))?;
+    tx.commit().await?;
+    Ok(account)
+}
+
+/// Inserts an account row; a taken username (in any case, user or organization) is `CONFLICT`.
+pub async fn insert_account(
+    db: &impl ConnectionTrait,
+    username: &Username,
+    kind: AccountKind,
+) -> ApiResult<account::Model> {
+    account::ActiveModel {
+        kind: Set(kind),
+        username: Set(username.as_str().to_owned()),
+        username_key: Set(username.key()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| conflict_on_unique(e, format!("username '{}' is taken", username.as_str())))
+}
+
+/// Checks credentials: `login` is a username or an email. Unknown accounts cost the same
+/// argon2 verification as known ones, and every failure answers the same `UNAUTHENTICATED`.
+pub async fn log_in(
+    db: &DatabaseConnection,
+    dummy_hash: &str,
+    login: &str,
+    password: &str,
+) -> ApiResult<account::Model> {
+    let account = if login.contains('@') {
+        let user = user_account::Entity::find()
+            .filter(user_account::Column::EmailKey.eq(login.trim().to_lowercase()))
+            .one(db)
+            .await?;
+        match user {
+            Some(user) => account::Entity::find_by_id(user.account_id).one(db).await?,
+            None => None,
+        }
+    } else {
+        account::Entity::find()
+            .filter(account::Column::UsernameKey.eq(username_key(login)))
+            .filter(account::Column::Kind.eq(AccountKind::User))
+            .one(db)
+            .await?
+    };
+    let found = match account {
+        Some(account) => user_account::Entity::find_by_id(account.id)
+            .one(db)
+            .await?
+            .map(|user| (user, account)),
+        None => None,
+    };
+    let hash = found
+        .as_ref()
+        .map(|(user, _)| user.password_hash.clone())
+        .unwrap_or_else(|| dummy_hash.to_owned());
+    let ok = auth::verify_password_off_thread(password.to_owned(), hash).await?;
+    match found {
+        Some((_, account)) if ok => Ok(account),
+        _ => Err(ApiError::Unauthenticated(
+            "wrong username, email or password",
+        )),
+    }
+}

@@ -1,0 +1,145 @@
+//! Passwords (argon2id), tokens (HS256 JWTs) and the authenticated viewer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Hashes a password with argon2id and a random salt (PHC string format).
+pub fn hash_password(password: &str) -> ApiResult<String> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Checks `password` against a stored PHC hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash of a random password, checked when the account asked for does not exist, so that
+/// `logIn` costs one argon2 verification either way and its timing does not tell who exists.
+pub fn dummy_hash() -> String {
+    let random: [u8; 16] = rand::random();
+    hash_password(&format!("{random:?}")).expect("argon2 hashes a fixed-size input")
+}
+
+/// The claims of an orgql token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's account id, as a string (RFC 7519 makes `sub` a string).
+    pub sub: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: u64,
+    /// Expires at (seconds since the epoch).
+    pub exp: u64,
+    /// Issuer.
+    pub iss: String,
+}
+
+/// Signs and checks tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    issuer: String,
+    ttl_seconds: u64,
+}
+
+impl TokenKeys {
+    /// Keys for `secret`, issuing as `issuer` for `ttl_seconds`.
+    pub fn new(secret: &[u8], issuer: &str, ttl_seconds: u64) -> Self {
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            issuer: issuer.to_owned(),
+            ttl_seconds,
+        }
+    }
+
+    /// A token for the user `user_id`.
+    pub fn issue(&self, user_id: i64) -> ApiResult<String> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.ttl_seconds,
+            iss: self.issuer.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// The user id in `token`, if the token is well-formed, signed by us with HS256 (the
+    /// algorithm is pinned: `none` and every other algorithm are refused), unexpired, and
+    /// issued by us.
+    pub fn verify(&self, token: &str) -> Option<i64> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
+        data.claims.sub.parse().ok()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Who is asking: put into every request's context data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// No token was sent.
+    Anonymous,
+    /// A valid token for this user id.
+    User(i64),
+}
+
+impl Viewer {
+    /// The signed-in user's id, or `UNAUTHENTICATED`.
+    pub fn require(&self) -> ApiResult<i64> {
+        match self {
+            Viewer::User(id) => Ok(*id),
+            Viewer::Anonymous => Err(ApiError::sign_in_required()),
+        }
+    }
+
+    /// The signed-in user's id, if any.
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Viewer::User(id) => Some(*id),
+            Viewer::Anonymous => None,
+        }
+    }
+}
+
+/// [`hash_password`] off the async runtime (argon2 is deliberately slow).
+pub async fn hash_password_off_thread(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// [`verify_password`] off the async runtime.
+pub async fn verify_password_off_thread(password: String, hash: String) -> ApiResult<bool> {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,48 @@
+//! What every resolver can reach: the shared application state, the viewer, the loaders.
+
+use async_graphql::Context;
+use async_graphql::dataloader::DataLoader;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::{TokenKeys, Viewer};
+use crate::loaders::DbLoader;
+
+/// State shared by every request.
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// Signs and checks tokens.
+    pub keys: TokenKeys,
+    /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).
+    pub dummy_hash: String,
+}
+
+/// Shorthands for resolvers.
+pub trait ContextExt {
+    /// The shared state.
+    fn state(&self) -> &AppState;
+    /// The connection pool.
+    fn db(&self) -> &DatabaseConnection {
+        &self.state().db
+    }
+    /// Who is asking.
+    fn viewer(&self) -> Viewer;
+    /// This request's loaders.
+    fn loader(&self) -> &DataLoader<DbLoader>;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<std::sync::Arc<AppState>>()
+    }
+
+    fn viewer(&self) -> Viewer {
+        self.data_opt::<Viewer>()
+            .copied()
+            .unwrap_or(Viewer::Anonymous)
+    }
+
+    fn loader(&self) -> &DataLoader<DbLoader> {
+        self.data_unchecked::<DataLoader<DbLoader>>()
+    }
+}

@@ -1,0 +1,486 @@
+//! Datasets and their collaborators: visibility ("invisible means absent"), the effective
+//! role, the default-dataset-role fan-out, cloning and transfer.
+
+mod graphql;
+
+pub(crate) use graphql::owned_datasets;
+pub use graphql::{Collaborator, Dataset, DatasetConnection, DatasetMutation, DatasetQuery};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    sea_query::Query,
+};
+
+use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
+use entity::{account, collaborator, dataset, membership, organization};
+
+use crate::db::write_tx;
+use crate::error::{ApiError, ApiResult, conflict_on_unique};
+use crate::newtypes::{DatasetName, username_key};
+use crate::organizations::{membership, require_user};
+use crate::policy::{DatasetAction, dataset_allows, effective_dataset_role, may_set_collaborator};
+
+/// A dataset with its owner's account.
+#[derive(Clone, Debug)]
+pub struct Located {
+    /// The dataset row.
+    pub dataset: dataset::Model,
+    /// Its owner.
+    pub owner: account::Model,
+}
+
+/// Finds the account (user or organization) named `username`, any case.
+pub async fn find_account(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> ApiResult<Option<account::Model>> {
+    Ok(account::Entity::find()
+        .filter(account::Column::UsernameKey.eq(username_key(username)))
+        .one(db)
+        .await?)
+}
+
+/// Finds the dataset `owner/name`, ignoring visibility. `None` for a malformed full name.
+pub async fn find_dataset(
+    db: &impl ConnectionTrait,
+    full_name: &str,
+) -> ApiResult<Option<Located>> {
+    let Some((owner, name)) = full_name.split_once('/') else {
+        return Ok(None);
+    };
+    let Some(owner) = find_account(db, owner).await? else {
+        return Ok(None);
+    };
+    let dataset = dataset::Entity::find()
+        .filter(dataset::Column::OwnerId.eq(owner.id))
+        .filter(dataset::Column::NameKey.eq(name.to_ascii_lowercase()))
+        .one(db)
+        .await?;
+    Ok(dataset.map(|dataset| Located { dataset, owner }))
+}
+
+/// Whether `viewer` owns the account `owner` or administers it (an organization).
+async fn owns_or_administers(
+    db: &impl ConnectionTrait,
+    owner: &account::Model,
+    viewer: i64,
+) -> ApiResult<bool> {
+    Ok(match owner.kind {
+        AccountKind::User => owner.id == viewer,
+        AccountKind::Organization => membership(db, owner.id, viewer)
+            .await?
+            .is_some_and(|m| m.role == OrganizationRole::Admin),
+    })
+}
+
+/// The viewer's effective role on a dataset (see [`effective_dataset_role`]).
+pub async fn effective_role(
+    db: &impl ConnectionTrait,
+    located: &Located,
+    viewer: Option<i64>,
+) -> ApiResult<Option<DatasetRole>> {
+    let Some(viewer) = viewer else {
+        return Ok(None);
+    };
+    let admin = owns_or_administers(db, &located.owner, viewer).await?;
+    let collaborator = if admin {
+        None
+    } else {
+        collaborator::Entity::find_by_id((located.dataset.id, viewer))
+            .one(db)
+            .await?
+            .map(|c| c.role)
+    };
+    Ok(effective_dataset_role(admin, collaborator))
+}
+
+/// The one answer for a dataset that does not exist *or* that the viewer may not see: the
+/// message is the same, so it leaks nothing.
+fn no_such_dataset(full_name: &str) -> ApiError {
+    ApiError::NotFound(format!("no dataset named '{full_name}'"))
+}
+
+/// Finds a dataset for a mutation inside `tx`: `NOT_FOUND` if it is missing or invisible to
+/// the viewer, `FORBIDDEN` if visible but `action` is not allowed. Returns it with the
+/// viewer's effective role.
+async fn authorize(
+    tx: &DatabaseTransaction,
+    full_name: &str,
+    viewer: i64,
+    action: DatasetAction,
+) -> ApiResult<(Located, Option<DatasetRole>)> {
+    let located = find_dataset(tx, full_name)
+        .await?
+        .ok_or_else(|| no_such_dataset(full_name))?;
+    let role = effective_role(tx, &located, Some(viewer)).await?;
+    if !dataset_allows(role, located.dataset.public, DatasetAction::See) {
+        return Err(no_such_dataset(full_name));
+    }
+    if !dataset_allows(role, located.dataset.public, action) {
+        return Err(ApiError::Forbidden(
+            match action {
+                DatasetAction::ManageCollaborators => {
+                    "only a MANAGER or ADMIN of the dataset may manage its collaborators"
+                }
+                DatasetAction::Clone => {
+                    "only public datasets, or datasets you administer, may be cloned"
+                }
+                _ => "only an ADMIN of the dataset may do this",
+            }
+            .into(),
+        ));
+    }
+    Ok((located, role))
+}
+
+/// Resolves the account a new dataset goes to: `None` is the viewer; otherwise the viewer
+/// themself or an organization the viewer administers (`FORBIDDEN` for anything else,
+/// `NOT_FOUND` when there is no such account). Locks an organization's row so that the
+/// fan-out sees a membership list no concurrent change can alter before commit.
+async fn target_owner(
+    tx: &DatabaseTransaction,
+    owner: Option<&str>,
+    viewer: i64,
+) -> ApiResult<account::Model> {
+    let account = match owner {
+        None => account::Entity::find_by_id(viewer).one(tx).await?,
+        Some(name) => find_account(tx, name).await?,
+    }
+    .ok_or_else(|| ApiError::NotFound(format!("no account named '{}'", owner.unwrap_or(""))))?;
+    match account.kind {
+        AccountKind::User if account.id == viewer => Ok(account),
+        AccountKind::User => Err(ApiError::Forbidden(
+            "datasets can be created only under your own account or an organization you administer"
+                .into(),
+        )),
+        AccountKind::Organization => {
+            organization::Entity::find_by_id(account.id)
+                .lock_exclusive()
+                .one(tx)
+                .await?;
+            let role = membership(tx, account.id, viewer).await?.map(|m| m.role);
+            if crate::policy::org_allows(role, crate::policy::OrgAction::CreateDataset) {
+                Ok(account)
+            } else {
+                Err(ApiError::Forbidden(
+                    "only an admin of the organization may create its datasets".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Inserts a dataset with its first collaborators: the creator as `ADMIN` and, for an
+/// organization, every other member whose default dataset role is not null, with that role.
+async fn insert_with_fan_out(
+    tx: &DatabaseTransaction,
+    owner: &account::Model,
+    creator: i64,
+    name: &DatasetName,
+    description: String,
+    public: bool,
+) -> ApiResult<dataset::Model> {
+    let dataset = dataset::ActiveModel {
+        owner_id: Set(owner.id),
+        name: Set(name.as_str().to_owned()),
+        name_key: Set(name.key()),
+        description: Set(description),
+        public: Set(public),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(tx)
+    .await
+    .map_err(|e| {
+        conflict_on_unique(
+            e,
+            format!("'{}/{}' already exists", owner.username, name.as_str()),
+        )
+    })?;
+    let creator_account = account::Entity::find_by_id(creator)
+        .one(tx)
+        .await?
+        .ok_or_else(ApiError::sign_in_required)?;
+    let mut rows = vec![collaborator::ActiveModel {
+        dataset_id: Set(dataset.id),
+        user_id: Set(creator),
+        username_key: Set(creator_account.username_key),
+        role: Set(DatasetRole::Admin),
+    }];
+    if owner.kind == AccountKind::Organization {
+        let members = membership::Entity::find()
+            .filter(membership::Column::OrganizationId.eq(owner.id))
+            .filter(membership::Column::DefaultDatasetRole.is_not_null())
+            .filter(membership::Column::UserId.ne(creator))
+            .all(tx)
+            .await?;
+        rows.extend(members.into_iter().filter_map(|m| {
+            Some(collaborator::ActiveModel {
+                dataset_id: Set(dataset.id),
+                user_id: Set(m.user_id),
+                username_key: Set(m.username_key),
+                role: Set(m.default_dataset_role?),
+            })
+        }));
+    }
+    collaborator::Entity::insert_many(rows).exec(tx).await?;
+    Ok(dataset)
+}
+
+/// Creates a dataset under the viewer or an organization they administer, with the fan-out,
+/// in one transaction: a failure leaves neither dataset nor collaborators.
+pub async fn create_dataset(
+    db: &DatabaseConnection,
+    viewer: i64,
+    owner: Option<&str>,
+    name: DatasetName,
+    description: String,
+    public: bool,
+) -> ApiResult<Located> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let owner = target_owner(&tx, owner, viewer).await?;
+    let dataset = insert_with_fan_out(&tx, &owner, viewer, &name, description, public).await?;
+    tx.commit().await?;
+    Ok(Located { dataset, owner })
+}
+
+/// Updates a dataset's settings (its ADMINs only); `None` leaves a field unchanged.
+pub async fn update_dataset(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+    description: Option<String>,
+    public: Option<bool>,
+) -> ApiResult<Located> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (located, _) = authorize(&tx, full_name, viewer, DatasetAction::UpdateSettings).await?;
+    let mut change: dataset::ActiveModel = located.dataset.into();
+    if let Some(description) = description {
+        change.description = Set(description);
+    }
+    if let Some(public) = public {
+        change.public = Set(public);
+    }
+    let dataset = change.update(&tx).await?;
+    tx.commit().await?;
+    Ok(Located {
+        dataset,
+        owner: located.owner,
+    })
+}
+
+/// Deletes a dataset and its collaborator entries (its ADMINs only). Returns its id.
+pub async fn delete_dataset(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+) -> ApiResult<i64> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (located, _) = authorize(&tx, full_name, viewer, DatasetAction::Delete).await?;
+    dataset::Entity::delete_by_id(located.dataset.id)
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(located.dataset.id)
+}
+
+/// `CONFLICT` if `user` cannot collaborate on an organization's dataset because they are not
+/// a member (collaborators on organization datasets are always members: leaving removes
+/// them, so the two can never disagree).
+async fn require_member_of_owner(
+    tx: &DatabaseTransaction,
+    owner: &account::Model,
+    user: &account::Model,
+) -> ApiResult<()> {
+    if owner.kind == AccountKind::Organization {
+        organization::Entity::find_by_id(owner.id)
+            .lock_exclusive()
+            .one(tx)
+            .await?;
+        if membership(tx, owner.id, user.id).await?.is_none() {
+            return Err(ApiError::Conflict(format!(
+                "'{}' must be a member of '{}' to collaborate on its datasets",
+                user.username, owner.username
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn manager_refused() -> ApiError {
+    ApiError::Forbidden("a MANAGER may not grant, change or remove the ADMIN role".into())
+}
+
+/// Adds a collaborator (MANAGERs and ADMINs; a MANAGER never grants `ADMIN`).
+pub async fn add_collaborator(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+    username: &str,
+    role: DatasetRole,
+) -> ApiResult<collaborator::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (located, actor) =
+        authorize(&tx, full_name, viewer, DatasetAction::ManageCollaborators).await?;
+    if !may_set_collaborator(actor, None, Some(role)) {
+        return Err(manager_refused());
+    }
+    let user = require_user(&tx, username).await?;
+    require_member_of_owner(&tx, &located.owner, &user).await?;
+    let row = collaborator::ActiveModel {
+        dataset_id: Set(located.dataset.id),
+        user_id: Set(user.id),
+        username_key: Set(user.username_key.clone()),
+        role: Set(role),
+    }
+    .insert(&tx)
+    .await
+    .map_err(|e| {
+        conflict_on_unique(
+            e,
+            format!(
+                "'{}' is already a collaborator on '{full_name}'",
+                user.username
+            ),
+        )
+    })?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The collaborator entry of `username` on a dataset, or `NOT_FOUND`.
+async fn require_collaborator(
+    tx: &DatabaseTransaction,
+    located: &Located,
+    username: &str,
+) -> ApiResult<collaborator::Model> {
+    let user = require_user(tx, username).await?;
+    collaborator::Entity::find_by_id((located.dataset.id, user.id))
+        .one(tx)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "'{}' is not a collaborator on '{}/{}'",
+                user.username, located.owner.username, located.dataset.name
+            ))
+        })
+}
+
+/// Changes a collaborator's role (MANAGERs and ADMINs; a MANAGER never touches `ADMIN`).
+pub async fn update_collaborator(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+    username: &str,
+    role: DatasetRole,
+) -> ApiResult<collaborator::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (located, actor) =
+        authorize(&tx, full_name, viewer, DatasetAction::ManageCollaborators).await?;
+    let current = require_collaborator(&tx, &located, username).await?;
+    if !may_set_collaborator(actor, Some(current.role), Some(role)) {
+        return Err(manager_refused());
+    }
+    let mut change: collaborator::ActiveModel = current.into();
+    change.role = Set(role);
+    let row = change.update(&tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Removes a collaborator (MANAGERs and ADMINs; a MANAGER never removes an `ADMIN`).
+pub async fn remove_collaborator(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+    username: &str,
+) -> ApiResult<Located> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (located, actor) =
+        authorize(&tx, full_name, viewer, DatasetAction::ManageCollaborators).await?;
+    let current = require_collaborator(&tx, &located, username).await?;
+    if !may_set_collaborator(actor, Some(current.role), None) {
+        return Err(manager_refused());
+    }
+    collaborator::Entity::delete_by_id((current.dataset_id, current.user_id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(located)
+}
+
+/// Clones a dataset the viewer may clone (public, or one they administer) into the viewer's
+/// account or an organization they administer: description and visibility are copied, and
+/// collaborators follow the creation fan-out (not the source's list).
+pub async fn clone_dataset(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+    owner: Option<&str>,
+    name: Option<DatasetName>,
+) -> ApiResult<Located> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (source, _) = authorize(&tx, full_name, viewer, DatasetAction::Clone).await?;
+    let name = match name {
+        Some(name) => name,
+        None => DatasetName::parse("name", &format!("{}-clone", source.dataset.name))?,
+    };
+    let owner = target_owner(&tx, owner, viewer).await?;
+    let dataset = insert_with_fan_out(
+        &tx,
+        &owner,
+        viewer,
+        &name,
+        source.dataset.description.clone(),
+        source.dataset.public,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Located { dataset, owner })
+}
+
+/// Moves a dataset to another owner: the viewer must be its ADMIN and the new owner must be
+/// the viewer or an organization they administer; the name must be free there (`CONFLICT`).
+/// Moving into an organization drops collaborator entries of users who are not its members.
+pub async fn transfer_dataset(
+    db: &DatabaseConnection,
+    viewer: i64,
+    full_name: &str,
+    new_owner: &str,
+) -> ApiResult<Located> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let (located, _) = authorize(&tx, full_name, viewer, DatasetAction::Transfer).await?;
+    let owner = target_owner(&tx, Some(new_owner), viewer).await?;
+    let mut change: dataset::ActiveModel = located.dataset.clone().into();
+    change.owner_id = Set(owner.id);
+    let dataset = change.update(&tx).await.map_err(|e| {
+        conflict_on_unique(
+            e,
+            format!(
+                "'{}/{}' already exists",
+                owner.username, located.dataset.name
+            ),
+        )
+    })?;
+    if owner.kind == AccountKind::Organization {
+        collaborator::Entity::delete_many()
+            .filter(collaborator::Column::DatasetId.eq(dataset.id))
+            .filter(
+                Condition::all().add(
+                    collaborator::Column::UserId.not_in_subquery(
+                        Query::select()
+                            .column(membership::Column::UserId)
+                            .from(membership::Entity)
+                            .and_where(membership::Column::OrganizationId.eq(owner.id))
+                            .to_owned(),
+                    ),
+                ),
+            )
+            .exec(&tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(Located { dataset, owner })
+}

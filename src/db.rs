@@ -1,0 +1,88 @@
+//! Connecting to the database, running migrations, and the server's own settings.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    Set, SqliteTransactionMode, TransactionOptions,
+};
+
+use entity::server_setting;
+
+/// How long a statement waits for SQLite's write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens a pool on `url`. SQLite files are created on first use and run in WAL mode with a
+/// busy timeout and foreign keys on.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true)
+        });
+    Database::connect(options).await
+}
+
+/// Brings the schema up to date.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Options for a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead of failing
+/// with "database is locked" when a read lock cannot be upgraded; PostgreSQL ignores it.
+pub fn write_tx() -> TransactionOptions {
+    TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    }
+}
+
+/// Reads the setting `key`, or stores `make()` under it if none is there yet. Safe when
+/// several instances start at once: the first insert wins and everyone reads it back.
+pub async fn setting_or_insert(
+    db: &DatabaseConnection,
+    key: &str,
+    make: impl FnOnce() -> String,
+) -> Result<String, DbErr> {
+    if let Some(row) = server_setting::Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?
+    {
+        return Ok(row.value);
+    }
+    let row = server_setting::ActiveModel {
+        key: Set(key.to_owned()),
+        value: Set(make()),
+    };
+    server_setting::Entity::insert(row)
+        .on_conflict_do_nothing_on([server_setting::Column::Key])
+        .exec(db)
+        .await?;
+    server_setting::Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?
+        .map(|row| row.value)
+        .ok_or_else(|| DbErr::RecordNotFound(key.to_owned()))
+}
+
+/// Whether the database answers (for `/health`).
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// Convenience: whether `db` is PostgreSQL.
+pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}

@@ -1,0 +1,21 @@
+//! orgql as a library: the schema, the domains, and the HTTP server around them. The binary
+//! (`src/main.rs`) parses configuration and calls [`Application::build`].
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod datasets;
+pub mod db;
+pub mod error;
+pub mod loaders;
+pub mod newtypes;
+pub mod node;
+pub mod organizations;
+pub mod policy;
+pub mod relay;
+pub mod roles;
+pub mod schema;
+mod server;
+
+pub use server::{Application, build_state};

@@ -1,0 +1,103 @@
+//! The Relay `Node` interface, the `Account` interface, and `node(id:)`.
+
+use async_graphql::{Context, ID, Interface, Object};
+use chrono::{DateTime, Utc};
+
+use entity::account;
+use entity::roles::AccountKind;
+
+use crate::accounts::User;
+use crate::context::ContextExt;
+use crate::datasets::Dataset;
+use crate::loaders::{AccountId, DatasetId, load_error};
+use crate::organizations::Organization;
+use crate::relay::{NodeKind, parse_global_id};
+
+/// An object with a global ID, fetchable with `node(id:)` (Relay).
+#[derive(Interface)]
+#[graphql(
+    name = "Node",
+    field(name = "id", ty = "ID", desc = "A globally unique, opaque ID.")
+)]
+pub enum Node {
+    /// A user.
+    User(User),
+    /// An organization.
+    Organization(Organization),
+    /// A dataset.
+    Dataset(Dataset),
+}
+
+/// An account: a user or an organization. Both share one namespace of usernames.
+#[derive(Interface)]
+#[graphql(
+    name = "Account",
+    field(name = "id", ty = "ID", desc = "A globally unique, opaque ID."),
+    field(
+        name = "username",
+        ty = "&str",
+        desc = "The username, as its owner typed it."
+    ),
+    field(
+        name = "created_at",
+        ty = "DateTime<Utc>",
+        desc = "When the account was created."
+    )
+)]
+pub enum AccountInterface {
+    /// A personal account.
+    User(User),
+    /// An organization.
+    Organization(Organization),
+}
+
+impl AccountInterface {
+    /// The GraphQL object for an account row of either kind.
+    pub fn from_account(account: account::Model) -> Self {
+        match account.kind {
+            AccountKind::User => AccountInterface::User(User(account)),
+            AccountKind::Organization => AccountInterface::Organization(Organization(account)),
+        }
+    }
+}
+
+/// `node(id:)`.
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// The object with this global ID, or `null` when there is none, the ID is not one of
+    /// ours, or the viewer may not see it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        let Some((kind, id)) = parse_global_id(&id) else {
+            return Ok(None);
+        };
+        let loader = ctx.loader();
+        Ok(match kind {
+            NodeKind::User | NodeKind::Organization => {
+                let account = loader.load_one(AccountId(id)).await.map_err(load_error)?;
+                match (kind, account) {
+                    (NodeKind::User, Some(a)) if a.kind == AccountKind::User => {
+                        Some(Node::User(User(a)))
+                    }
+                    (NodeKind::Organization, Some(a)) if a.kind == AccountKind::Organization => {
+                        Some(Node::Organization(Organization(a)))
+                    }
+                    _ => None,
+                }
+            }
+            NodeKind::Dataset => match loader.load_one(DatasetId(id)).await.map_err(load_error)? {
+                Some(row) => {
+                    let dataset = Dataset(row);
+                    if dataset.visible(ctx).await? {
+                        Some(Node::Dataset(dataset))
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            },
+        })
+    }
+}

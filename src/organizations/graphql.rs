@@ -1,0 +1,507 @@
+//! GraphQL types and resolvers for organizations and members.
+
+use async_graphql::{Context, Guard, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use entity::{account, membership};
+
+use crate::accounts::User;
+use crate::context::ContextExt;
+use crate::datasets::{self, DatasetConnection};
+use crate::error::ApiError;
+use crate::loaders::{AccountId, MembershipKey, OrganizationRowId, load_error};
+use crate::newtypes::Username;
+use crate::policy::{OrgAction, org_allows};
+use crate::relay::{KeyConnection, NodeKind, PageArgs, global_id, page};
+use crate::roles::{DatasetRole, OrganizationRole};
+
+/// A shared account that owns datasets; users join it as members.
+pub struct Organization(pub account::Model);
+
+/// A page of an organization's members.
+pub type MemberConnection = KeyConnection<Member>;
+
+impl Organization {
+    async fn viewer_role_inner(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<entity::roles::OrganizationRole>> {
+        let Some(viewer) = ctx.viewer().user_id() else {
+            return Ok(None);
+        };
+        let member = ctx
+            .loader()
+            .load_one(MembershipKey {
+                organization_id: self.0.id,
+                user_id: viewer,
+            })
+            .await
+            .map_err(load_error)?;
+        Ok(member.map(|m| m.role))
+    }
+}
+
+#[Object]
+impl Organization {
+    /// The global ID of this organization (Relay `Node`).
+    pub async fn id(&self) -> ID {
+        global_id(NodeKind::Organization, self.0.id)
+    }
+
+    /// The organization's username, as typed when it was created; unique case-insensitively
+    /// across users and organizations.
+    pub async fn username(&self) -> &str {
+        &self.0.username
+    }
+
+    /// A human-readable name, if one was set.
+    async fn display_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let row = ctx
+            .loader()
+            .load_one(OrganizationRowId(self.0.id))
+            .await
+            .map_err(load_error)?;
+        Ok(row.and_then(|r| r.display_name))
+    }
+
+    /// When the organization was created.
+    pub async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The viewer's role in this organization; `null` when the viewer is not a member (or
+    /// not signed in).
+    async fn viewer_role(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<OrganizationRole>> {
+        Ok(self.viewer_role_inner(ctx).await?.map(Into::into))
+    }
+
+    /// The members, ordered by username (case-insensitive). Members only: `FORBIDDEN` for
+    /// signed-in non-members, `UNAUTHENTICATED` without a token.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many members to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return members after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<MemberConnection> {
+        ctx.viewer().require()?;
+        if !org_allows(self.viewer_role_inner(ctx).await?, OrgAction::ListMembers) {
+            return Err(ApiError::Forbidden(
+                "only members may see the organization's members".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        let db = ctx.db();
+        let mut query = membership::Entity::find()
+            .filter(membership::Column::OrganizationId.eq(self.0.id))
+            .order_by_asc(membership::Column::UsernameKey)
+            .limit(args.limit());
+        if let Some(after) = &args.after {
+            query = query.filter(membership::Column::UsernameKey.gt(after.as_str()));
+        }
+        let rows = query.all(db).await.map_err(ApiError::from)?;
+        let total = membership::Entity::find()
+            .filter(membership::Column::OrganizationId.eq(self.0.id))
+            .count(db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page(
+            &args,
+            rows.into_iter()
+                .map(|m| (m.username_key.clone(), Member(m)))
+                .collect(),
+            total,
+        ))
+    }
+
+    /// The datasets this organization owns that the viewer may see, ordered by name
+    /// (case-insensitive).
+    async fn datasets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many datasets to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return datasets after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<DatasetConnection> {
+        let args = PageArgs::parse(first, after)?;
+        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
+    }
+}
+
+/// A user's membership of an organization.
+pub struct Member(pub membership::Model);
+
+#[Object]
+impl Member {
+    /// The member.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let account = ctx
+            .loader()
+            .load_one(AccountId(self.0.user_id))
+            .await
+            .map_err(load_error)?
+            .ok_or_else(|| ApiError::internal("membership without its user"))?;
+        Ok(User(account))
+    }
+
+    /// The organization.
+    async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
+        let account = ctx
+            .loader()
+            .load_one(AccountId(self.0.organization_id))
+            .await
+            .map_err(load_error)?
+            .ok_or_else(|| ApiError::internal("membership without its organization"))?;
+        Ok(Organization(account))
+    }
+
+    /// The member's role in the organization.
+    async fn role(&self) -> OrganizationRole {
+        self.0.role.into()
+    }
+
+    /// The role the member gets on datasets created in the organization from now on; `null`
+    /// means "None (do not add)".
+    async fn default_dataset_role(&self) -> Option<DatasetRole> {
+        self.0.default_dataset_role.map(Into::into)
+    }
+
+    /// When the user joined the organization.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+}
+
+/// Queries about organizations.
+#[derive(Default)]
+pub struct OrganizationQuery;
+
+#[Object]
+impl OrganizationQuery {
+    /// The organization with this username (case-insensitive), or `null` when there is none.
+    async fn organization(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The organization's username, in any case.")] username: String,
+    ) -> async_graphql::Result<Option<Organization>> {
+        Ok(super::find_organization(ctx.db(), &username)
+            .await?
+            .map(Organization))
+    }
+}
+
+/// A field guard asking [`crate::policy`] whether the viewer's role in the organization named
+/// by the mutation's input allows `action`. The domain function checks again inside its
+/// transaction; the guard answers early and documents the rule at the field. An unknown
+/// organization passes here and gets `NOT_FOUND` from the domain function.
+struct OrgRoleGuard {
+    action: OrgAction,
+    organization: String,
+}
+
+impl OrgRoleGuard {
+    fn new(action: OrgAction, organization: &str) -> Self {
+        OrgRoleGuard {
+            action,
+            organization: organization.to_owned(),
+        }
+    }
+}
+
+impl Guard for OrgRoleGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let viewer = ctx.viewer().require()?;
+        let Some(organization) = super::find_organization(ctx.db(), &self.organization).await?
+        else {
+            return Ok(());
+        };
+        let role = ctx
+            .loader()
+            .load_one(MembershipKey {
+                organization_id: organization.id,
+                user_id: viewer,
+            })
+            .await
+            .map_err(load_error)?
+            .map(|m| m.role);
+        if org_allows(role, self.action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only an admin of the organization may do this".into()).into())
+        }
+    }
+}
+
+/// Input of `createOrganization`.
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    /// The new organization's username (same rules as a user's; shares their namespace).
+    pub username: String,
+    /// An optional human-readable name (at most 100 characters).
+    pub display_name: Option<String>,
+}
+
+/// Result of `createOrganization`.
+#[derive(SimpleObject)]
+pub struct CreateOrganizationPayload {
+    /// The new organization; the viewer is its first admin.
+    pub organization: Organization,
+}
+
+/// Input of `updateOrganization`.
+#[derive(InputObject)]
+pub struct UpdateOrganizationInput {
+    /// The organization's username.
+    pub organization: String,
+    /// The new display name; `null` clears it; omitted leaves it unchanged.
+    pub display_name: MaybeUndefined<String>,
+}
+
+/// Result of `updateOrganization`.
+#[derive(SimpleObject)]
+pub struct UpdateOrganizationPayload {
+    /// The updated organization.
+    pub organization: Organization,
+}
+
+/// Input of `deleteOrganization`.
+#[derive(InputObject)]
+pub struct DeleteOrganizationInput {
+    /// The organization's username.
+    pub organization: String,
+}
+
+/// Result of `deleteOrganization`.
+#[derive(SimpleObject)]
+pub struct DeleteOrganizationPayload {
+    /// The global ID the deleted organization had.
+    pub deleted_organization_id: ID,
+}
+
+/// Input of `addMember`.
+#[derive(InputObject)]
+pub struct AddMemberInput {
+    /// The organization's username.
+    pub organization: String,
+    /// The username of the user to add.
+    pub username: String,
+    /// The new member's role.
+    #[graphql(default_with = "OrganizationRole::Member")]
+    pub role: OrganizationRole,
+    /// The role the member gets on datasets created in the organization from now on; `null`
+    /// (the default) means "None (do not add)".
+    pub default_dataset_role: Option<DatasetRole>,
+}
+
+/// Result of `addMember`.
+#[derive(SimpleObject)]
+pub struct AddMemberPayload {
+    /// The new membership.
+    pub member: Member,
+}
+
+/// Input of `updateMember`. An omitted field is left unchanged.
+#[derive(InputObject)]
+pub struct UpdateMemberInput {
+    /// The organization's username.
+    pub organization: String,
+    /// The member's username.
+    pub username: String,
+    /// The new role; omitted leaves it unchanged (`null` is not allowed).
+    pub role: Option<OrganizationRole>,
+    /// The new default dataset role; an explicit `null` means "None (do not add)"; omitted
+    /// leaves it unchanged.
+    pub default_dataset_role: MaybeUndefined<DatasetRole>,
+}
+
+/// Result of `updateMember`.
+#[derive(SimpleObject)]
+pub struct UpdateMemberPayload {
+    /// The updated membership.
+    pub member: Member,
+}
+
+/// Input of `removeMember`.
+#[derive(InputObject)]
+pub struct RemoveMemberInput {
+    /// The organization's username.
+    pub organization: String,
+    /// The member's username.
+    pub username: String,
+}
+
+/// Result of `removeMember`.
+#[derive(SimpleObject)]
+pub struct RemoveMemberPayload {
+    /// The organization the member was removed from.
+    pub organization: Organization,
+}
+
+/// Input of `leaveOrganization`.
+#[derive(InputObject)]
+pub struct LeaveOrganizationInput {
+    /// The organization's username.
+    pub organization: String,
+}
+
+/// Result of `leaveOrganization`.
+#[derive(SimpleObject)]
+pub struct LeaveOrganizationPayload {
+    /// The organization the viewer left.
+    pub organization: Organization,
+}
+
+/// Mutations about organizations and members.
+#[derive(Default)]
+pub struct OrganizationMutation;
+
+fn display_name(value: Option<String>) -> Result<Option<String>, ApiError> {
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if value.as_ref().is_some_and(|v| v.chars().count() > 100) {
+        return Err(ApiError::bad_input(
+            "displayName",
+            "must be at most 100 characters long",
+        ));
+    }
+    Ok(value)
+}
+
+#[Object]
+impl OrganizationMutation {
+    /// Creates an organization; the viewer becomes its first admin.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> async_graphql::Result<CreateOrganizationPayload> {
+        let viewer = ctx.viewer().require()?;
+        let username = Username::parse("username", &input.username)?;
+        let display_name = display_name(input.display_name)?;
+        let organization =
+            super::create_organization(ctx.db(), viewer, username, display_name).await?;
+        Ok(CreateOrganizationPayload {
+            organization: Organization(organization),
+        })
+    }
+
+    /// Updates an organization's settings. Admins only.
+    #[graphql(guard = "OrgRoleGuard::new(OrgAction::UpdateSettings, &input.organization)")]
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateOrganizationInput,
+    ) -> async_graphql::Result<UpdateOrganizationPayload> {
+        let viewer = ctx.viewer().require()?;
+        let change = match input.display_name {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(v) => Some(display_name(Some(v))?),
+        };
+        let organization =
+            super::update_organization(ctx.db(), viewer, &input.organization, change).await?;
+        Ok(UpdateOrganizationPayload {
+            organization: Organization(organization),
+        })
+    }
+
+    /// Deletes an organization with all its datasets; its username becomes free. Admins only.
+    #[graphql(guard = "OrgRoleGuard::new(OrgAction::Delete, &input.organization)")]
+    async fn delete_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteOrganizationInput,
+    ) -> async_graphql::Result<DeleteOrganizationPayload> {
+        let viewer = ctx.viewer().require()?;
+        let id = super::delete_organization(ctx.db(), viewer, &input.organization).await?;
+        Ok(DeleteOrganizationPayload {
+            deleted_organization_id: global_id(NodeKind::Organization, id),
+        })
+    }
+
+    /// Adds a user to an organization. Admins only; an existing member answers `CONFLICT`.
+    #[graphql(guard = "OrgRoleGuard::new(OrgAction::ManageMembers, &input.organization)")]
+    async fn add_member(
+        &self,
+        ctx: &Context<'_>,
+        input: AddMemberInput,
+    ) -> async_graphql::Result<AddMemberPayload> {
+        let viewer = ctx.viewer().require()?;
+        let member = super::add_member(
+            ctx.db(),
+            viewer,
+            &input.organization,
+            &input.username,
+            input.role.into(),
+            input.default_dataset_role.map(Into::into),
+        )
+        .await?;
+        Ok(AddMemberPayload {
+            member: Member(member),
+        })
+    }
+
+    /// Changes a member's role or default dataset role. Admins only; demoting the last admin
+    /// answers `CONFLICT`.
+    #[graphql(guard = "OrgRoleGuard::new(OrgAction::ManageMembers, &input.organization)")]
+    async fn update_member(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateMemberInput,
+    ) -> async_graphql::Result<UpdateMemberPayload> {
+        let viewer = ctx.viewer().require()?;
+        let default_dataset_role = match input.default_dataset_role {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(role) => Some(Some(role.into())),
+        };
+        let member = super::update_member(
+            ctx.db(),
+            viewer,
+            &input.organization,
+            &input.username,
+            input.role.map(Into::into),
+            default_dataset_role,
+        )
+        .await?;
+        Ok(UpdateMemberPayload {
+            member: Member(member),
+        })
+    }
+
+    /// Removes a member and their collaborator entries on the organization's datasets.
+    /// Admins only; removing the last admin answers `CONFLICT`.
+    #[graphql(guard = "OrgRoleGuard::new(OrgAction::ManageMembers, &input.organization)")]
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveMemberInput,
+    ) -> async_graphql::Result<RemoveMemberPayload> {
+        let viewer = ctx.viewer().require()?;
+        let organization =
+            super::remove_member(ctx.db(), viewer, &input.organization, &input.username).await?;
+        Ok(RemoveMemberPayload {
+            organization: Organization(organization),
+        })
+    }
+
+    /// The viewer leaves an organization and loses their collaborator entries on its
+    /// datasets. The last admin cannot leave (`CONFLICT`).
+    async fn leave_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: LeaveOrganizationInput,
+    ) -> async_graphql::Result<LeaveOrganizationPayload> {
+        let viewer = ctx.viewer().require()?;
+        let organization = super::leave_organization(ctx.db(), viewer, &input.organization).await?;
+        Ok(LeaveOrganizationPayload {
+            organization: Organization(organization),
+        })
+    }
+}

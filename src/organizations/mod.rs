@@ -1,0 +1,364 @@
+//! Organizations and their members: who may do what (asking [`crate::policy`]), and the
+//! transactions that keep an organization's invariants — above all, that it always keeps at
+//! least one admin, however many requests race.
+
+mod graphql;
+
+pub use graphql::{Member, Organization, OrganizationMutation, OrganizationQuery};
+
+use chrono::Utc;
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+};
+
+use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
+use entity::{account, collaborator, dataset, membership, organization};
+
+use crate::accounts::insert_account;
+use crate::db::write_tx;
+use crate::error::{ApiError, ApiResult};
+use crate::newtypes::{Username, username_key};
+use crate::policy::{OrgAction, org_allows};
+
+/// The account of the organization named `username` (any case), if there is one.
+pub async fn find_organization(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> ApiResult<Option<account::Model>> {
+    Ok(account::Entity::find()
+        .filter(account::Column::UsernameKey.eq(username_key(username)))
+        .filter(account::Column::Kind.eq(AccountKind::Organization))
+        .one(db)
+        .await?)
+}
+
+/// The account of the user named `username` (any case), or `NOT_FOUND`.
+pub async fn require_user(db: &impl ConnectionTrait, username: &str) -> ApiResult<account::Model> {
+    account::Entity::find()
+        .filter(account::Column::UsernameKey.eq(username_key(username)))
+        .filter(account::Column::Kind.eq(AccountKind::User))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user named '{username}'")))
+}
+
+/// `user_id`'s membership of `organization_id`, if any.
+pub async fn membership(
+    db: &impl ConnectionTrait,
+    organization_id: i64,
+    user_id: i64,
+) -> ApiResult<Option<membership::Model>> {
+    Ok(membership::Entity::find_by_id((organization_id, user_id))
+        .one(db)
+        .await?)
+}
+
+/// Every membership of a user, ordered by the organization's username.
+pub async fn memberships_of_user(db: &DatabaseConnection, user_id: i64) -> ApiResult<Vec<Member>> {
+    let rows = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .all(db)
+        .await?;
+    let organizations = account::Entity::find()
+        .filter(account::Column::Id.is_in(rows.iter().map(|m| m.organization_id)))
+        .all(db)
+        .await?;
+    let mut members: Vec<(String, Member)> = rows
+        .into_iter()
+        .filter_map(|m| {
+            let key = organizations
+                .iter()
+                .find(|o| o.id == m.organization_id)?
+                .username_key
+                .clone();
+            Some((key, Member(m)))
+        })
+        .collect();
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(members.into_iter().map(|(_, m)| m).collect())
+}
+
+/// An organization locked for a membership change, with the viewer's role in it.
+struct Locked {
+    organization: account::Model,
+    viewer_role: Option<OrganizationRole>,
+}
+
+/// Starts the serialization point of every membership change: finds the organization and
+/// locks its row (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction already
+/// holds the write lock from `BEGIN IMMEDIATE`), then reads the viewer's role *after* the
+/// lock, so the decision is made on data no concurrent change can alter before commit.
+async fn lock_organization(
+    tx: &DatabaseTransaction,
+    username: &str,
+    viewer: i64,
+) -> ApiResult<Locked> {
+    let organization = find_organization(tx, username)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no organization named '{username}'")))?;
+    organization::Entity::find_by_id(organization.id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no organization named '{username}'")))?;
+    let viewer_role = membership(tx, organization.id, viewer)
+        .await?
+        .map(|m| m.role);
+    Ok(Locked {
+        organization,
+        viewer_role,
+    })
+}
+
+/// `FORBIDDEN` unless `role` allows `action` (the policy decides).
+fn authorize(role: Option<OrganizationRole>, action: OrgAction) -> ApiResult<()> {
+    if org_allows(role, action) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(match action {
+            OrgAction::ListMembers => "only members may see the organization's members".into(),
+            _ => "only an admin of the organization may do this".into(),
+        }))
+    }
+}
+
+/// `CONFLICT` (and the caller's transaction is dropped, so rolled back) if the organization
+/// would be left without an admin.
+async fn ensure_an_admin_remains(tx: &DatabaseTransaction, organization_id: i64) -> ApiResult<()> {
+    let admins = membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(organization_id))
+        .filter(membership::Column::Role.eq(OrganizationRole::Admin))
+        .count(tx)
+        .await?;
+    if admins == 0 {
+        return Err(ApiError::Conflict(
+            "an organization must keep at least one admin: make another member an admin first"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes `user_id`'s collaborator entries on every dataset `organization_id` owns.
+async fn remove_collaborations(
+    tx: &DatabaseTransaction,
+    organization_id: i64,
+    user_id: i64,
+) -> ApiResult<()> {
+    collaborator::Entity::delete_many()
+        .filter(collaborator::Column::UserId.eq(user_id))
+        .filter(
+            collaborator::Column::DatasetId.in_subquery(
+                Query::select()
+                    .column(dataset::Column::Id)
+                    .from(dataset::Entity)
+                    .and_where(dataset::Column::OwnerId.eq(organization_id))
+                    .to_owned(),
+            ),
+        )
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+/// Creates an organization; its creator becomes its first admin.
+pub async fn create_organization(
+    db: &DatabaseConnection,
+    viewer: i64,
+    username: Username,
+    display_name: Option<String>,
+) -> ApiResult<account::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let creator = account::Entity::find_by_id(viewer)
+        .one(&tx)
+        .await?
+        .ok_or_else(ApiError::sign_in_required)?;
+    let organization = insert_account(&tx, &username, AccountKind::Organization).await?;
+    organization::ActiveModel {
+        account_id: Set(organization.id),
+        display_name: Set(display_name),
+    }
+    .insert(&tx)
+    .await?;
+    membership::ActiveModel {
+        organization_id: Set(organization.id),
+        user_id: Set(viewer),
+        username_key: Set(creator.username_key),
+        role: Set(OrganizationRole::Admin),
+        default_dataset_role: Set(None),
+        joined_at: Set(Utc::now()),
+    }
+    .insert(&tx)
+    .await?;
+    tx.commit().await?;
+    Ok(organization)
+}
+
+/// Updates an organization's settings (admins only).
+pub async fn update_organization(
+    db: &DatabaseConnection,
+    viewer: i64,
+    username: &str,
+    display_name: Option<Option<String>>,
+) -> ApiResult<account::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let locked = lock_organization(&tx, username, viewer).await?;
+    authorize(locked.viewer_role, OrgAction::UpdateSettings)?;
+    if let Some(display_name) = display_name {
+        organization::ActiveModel {
+            account_id: Set(locked.organization.id),
+            display_name: Set(display_name),
+        }
+        .update(&tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(locked.organization)
+}
+
+/// Deletes an organization with its datasets, their collaborators and its memberships (the
+/// foreign keys cascade); its username is free again. Admins only. Returns the deleted id.
+pub async fn delete_organization(
+    db: &DatabaseConnection,
+    viewer: i64,
+    username: &str,
+) -> ApiResult<i64> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let locked = lock_organization(&tx, username, viewer).await?;
+    authorize(locked.viewer_role, OrgAction::Delete)?;
+    account::Entity::delete_by_id(locked.organization.id)
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(locked.organization.id)
+}
+
+/// Adds a user to an organization (admins only). Already a member: `CONFLICT`.
+pub async fn add_member(
+    db: &DatabaseConnection,
+    viewer: i64,
+    organization: &str,
+    username: &str,
+    role: OrganizationRole,
+    default_dataset_role: Option<DatasetRole>,
+) -> ApiResult<membership::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let locked = lock_organization(&tx, organization, viewer).await?;
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    let user = require_user(&tx, username).await?;
+    if membership(&tx, locked.organization.id, user.id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "'{}' is already a member of '{}'",
+            user.username, locked.organization.username
+        )));
+    }
+    let member = membership::ActiveModel {
+        organization_id: Set(locked.organization.id),
+        user_id: Set(user.id),
+        username_key: Set(user.username_key),
+        role: Set(role),
+        default_dataset_role: Set(default_dataset_role),
+        joined_at: Set(Utc::now()),
+    }
+    .insert(&tx)
+    .await?;
+    tx.commit().await?;
+    Ok(member)
+}
+
+/// Changes a member's role and/or default dataset role (admins only); `None` leaves a field
+/// unchanged. Demoting the last admin: `CONFLICT`.
+pub async fn update_member(
+    db: &DatabaseConnection,
+    viewer: i64,
+    organization: &str,
+    username: &str,
+    role: Option<OrganizationRole>,
+    default_dataset_role: Option<Option<DatasetRole>>,
+) -> ApiResult<membership::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let locked = lock_organization(&tx, organization, viewer).await?;
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    let user = require_user(&tx, username).await?;
+    let current = membership(&tx, locked.organization.id, user.id)
+        .await?
+        .ok_or_else(|| not_a_member(&user, &locked.organization))?;
+    let mut change: membership::ActiveModel = current.into();
+    if let Some(role) = role {
+        change.role = Set(role);
+    }
+    if let Some(default_dataset_role) = default_dataset_role {
+        change.default_dataset_role = Set(default_dataset_role);
+    }
+    let updated = change.update(&tx).await?;
+    ensure_an_admin_remains(&tx, locked.organization.id).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Removes a member (admins only) with their collaborator entries on the organization's
+/// datasets. Removing the last admin: `CONFLICT`.
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    viewer: i64,
+    organization: &str,
+    username: &str,
+) -> ApiResult<account::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let locked = lock_organization(&tx, organization, viewer).await?;
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    let user = require_user(&tx, username).await?;
+    leave(&tx, &locked.organization, &user).await?;
+    tx.commit().await?;
+    Ok(locked.organization)
+}
+
+/// The viewer leaves an organization, losing their collaborator entries on its datasets. The
+/// last admin cannot leave: `CONFLICT`.
+pub async fn leave_organization(
+    db: &DatabaseConnection,
+    viewer: i64,
+    organization: &str,
+) -> ApiResult<account::Model> {
+    let tx = db.begin_with_options(write_tx()).await?;
+    let locked = lock_organization(&tx, organization, viewer).await?;
+    let user = account::Entity::find_by_id(viewer)
+        .one(&tx)
+        .await?
+        .ok_or_else(ApiError::sign_in_required)?;
+    if locked.viewer_role.is_none() {
+        return Err(not_a_member(&user, &locked.organization));
+    }
+    authorize(locked.viewer_role, OrgAction::Leave)?;
+    leave(&tx, &locked.organization, &user).await?;
+    tx.commit().await?;
+    Ok(locked.organization)
+}
+
+/// Deletes the membership and the collaborations it gave, then checks the last-admin rule.
+async fn leave(
+    tx: &DatabaseTransaction,
+    organization: &account::Model,
+    user: &account::Model,
+) -> ApiResult<()> {
+    let deleted = membership::Entity::delete_by_id((organization.id, user.id))
+        .exec(tx)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(not_a_member(user, organization));
+    }
+    remove_collaborations(tx, organization.id, user.id).await?;
+    ensure_an_admin_remains(tx, organization.id).await
+}
+
+fn not_a_member(user: &account::Model, organization: &account::Model) -> ApiError {
+    ApiError::NotFound(format!(
+        "'{}' is not a member of '{}'",
+        user.username, organization.username
+    ))
+}

@@ -1,0 +1,226 @@
+//! The permission tables of API.md, as code. Pure functions, tested cell by cell; every guard
+//! and every domain function asks these and nothing else.
+
+use entity::roles::{DatasetRole, OrganizationRole};
+
+/// Something one may do to an organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgAction {
+    /// See its username, display name and public datasets.
+    SeeProfile,
+    /// List its members and see their roles.
+    ListMembers,
+    /// Create a dataset it owns.
+    CreateDataset,
+    /// Add, update or remove members.
+    ManageMembers,
+    /// Update its settings.
+    UpdateSettings,
+    /// Delete it.
+    Delete,
+    /// Leave it (the last-admin rule is an invariant checked in the transaction).
+    Leave,
+}
+
+/// Whether a viewer with organization role `role` (`None`: not a member) may do `action`.
+pub fn org_allows(role: Option<OrganizationRole>, action: OrgAction) -> bool {
+    use OrgAction::*;
+    match action {
+        SeeProfile => true,
+        ListMembers | Leave => role.is_some(),
+        CreateDataset | ManageMembers | UpdateSettings | Delete => {
+            role == Some(OrganizationRole::Admin)
+        }
+    }
+}
+
+/// Something one may do to a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetAction {
+    /// See it: query it, list it.
+    See,
+    /// List its collaborators.
+    ListCollaborators,
+    /// Add, update or remove collaborators (which roles: [`may_set_collaborator`]).
+    ManageCollaborators,
+    /// Update its settings (description, public).
+    UpdateSettings,
+    /// Delete it.
+    Delete,
+    /// Clone it (the seed platform: public datasets, or datasets one administers).
+    Clone,
+    /// Transfer it to another owner.
+    Transfer,
+}
+
+/// The effective role of a viewer on a dataset: the personal owner and the admins of the
+/// owning organization act as `ADMIN`; anyone else has their collaborator role, if any.
+pub fn effective_dataset_role(
+    owns_or_administers_owner: bool,
+    collaborator_role: Option<DatasetRole>,
+) -> Option<DatasetRole> {
+    if owns_or_administers_owner {
+        Some(DatasetRole::Admin)
+    } else {
+        collaborator_role
+    }
+}
+
+/// Whether a viewer with effective role `role` may do `action` on a dataset that is `public`
+/// or not.
+pub fn dataset_allows(role: Option<DatasetRole>, public: bool, action: DatasetAction) -> bool {
+    use DatasetAction::*;
+    match action {
+        See => public || role.is_some(),
+        Clone => public || role == Some(DatasetRole::Admin),
+        ListCollaborators => role.is_some(),
+        ManageCollaborators => role >= Some(DatasetRole::Manager),
+        UpdateSettings | Delete | Transfer => role == Some(DatasetRole::Admin),
+    }
+}
+
+/// Whether an actor with effective role `actor` may change a collaborator's role from `from`
+/// to `to` (`None` on either side: adding or removing). A `MANAGER` manages collaborators but
+/// never grants, changes or removes `ADMIN`; an `ADMIN` may do anything.
+pub fn may_set_collaborator(
+    actor: Option<DatasetRole>,
+    from: Option<DatasetRole>,
+    to: Option<DatasetRole>,
+) -> bool {
+    match actor {
+        Some(DatasetRole::Admin) => true,
+        Some(DatasetRole::Manager) => {
+            from != Some(DatasetRole::Admin) && to != Some(DatasetRole::Admin)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DatasetRole::{Labeler, Manager, Reviewer, Viewer};
+
+    /// API.md's organization table, row by row: (action, non-member, MEMBER, ADMIN).
+    #[test]
+    fn organization_table() {
+        let table = [
+            (OrgAction::SeeProfile, true, true, true),
+            (OrgAction::ListMembers, false, true, true),
+            (OrgAction::CreateDataset, false, false, true),
+            (OrgAction::ManageMembers, false, false, true),
+            (OrgAction::UpdateSettings, false, false, true),
+            (OrgAction::Delete, false, false, true),
+            (OrgAction::Leave, false, true, true),
+        ];
+        for (action, none, member, admin) in table {
+            assert_eq!(org_allows(None, action), none, "{action:?} non-member");
+            assert_eq!(
+                org_allows(Some(OrganizationRole::Member), action),
+                member,
+                "{action:?} MEMBER"
+            );
+            assert_eq!(
+                org_allows(Some(OrganizationRole::Admin), action),
+                admin,
+                "{action:?} ADMIN"
+            );
+        }
+    }
+
+    /// API.md's dataset table: (action, [none, VIEWER, LABELER, REVIEWER, MANAGER, ADMIN])
+    /// on a private dataset; a public one differs only in `See` and `Clone` for non-collaborators.
+    #[test]
+    fn dataset_table() {
+        let roles = [
+            None,
+            Some(Viewer),
+            Some(Labeler),
+            Some(Reviewer),
+            Some(Manager),
+            Some(DatasetRole::Admin),
+        ];
+        let table = [
+            (DatasetAction::See, [false, true, true, true, true, true]),
+            (
+                DatasetAction::ListCollaborators,
+                [false, true, true, true, true, true],
+            ),
+            (
+                DatasetAction::ManageCollaborators,
+                [false, false, false, false, true, true],
+            ),
+            (
+                DatasetAction::UpdateSettings,
+                [false, false, false, false, false, true],
+            ),
+            (
+                DatasetAction::Delete,
+                [false, false, false, false, false, true],
+            ),
+            (
+                DatasetAction::Clone,
+                [false, false, false, false, false, true],
+            ),
+            (
+                DatasetAction::Transfer,
+                [false, false, false, false, false, true],
+            ),
+        ];
+        for (action, expected) in table {
+            for (role, allowed) in roles.iter().zip(expected) {
+                assert_eq!(
+                    dataset_allows(*role, false, action),
+                    allowed,
+                    "{action:?} {role:?} private"
+                );
+                // Public: anyone may see and clone it; everything else is as private.
+                let public_allowed =
+                    allowed || matches!(action, DatasetAction::See | DatasetAction::Clone);
+                assert_eq!(
+                    dataset_allows(*role, true, action),
+                    public_allowed,
+                    "{action:?} {role:?} public"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn owners_and_org_admins_act_as_admin() {
+        assert_eq!(effective_dataset_role(true, None), Some(DatasetRole::Admin));
+        assert_eq!(
+            effective_dataset_role(true, Some(Viewer)),
+            Some(DatasetRole::Admin)
+        );
+        assert_eq!(effective_dataset_role(false, Some(Labeler)), Some(Labeler));
+        assert_eq!(effective_dataset_role(false, None), None);
+    }
+
+    #[test]
+    fn managers_never_touch_admin() {
+        let all = [
+            None,
+            Some(Viewer),
+            Some(Labeler),
+            Some(Reviewer),
+            Some(Manager),
+            Some(DatasetRole::Admin),
+        ];
+        for from in all {
+            for to in all {
+                let touches_admin =
+                    from == Some(DatasetRole::Admin) || to == Some(DatasetRole::Admin);
+                assert_eq!(
+                    may_set_collaborator(Some(Manager), from, to),
+                    !touches_admin,
+                    "{from:?}->{to:?}"
+                );
+                assert!(may_set_collaborator(Some(DatasetRole::Admin), from, to));
+                for weak in [None, Some(Viewer), Some(Labeler), Some(Reviewer)] {
+                    assert!(!may_set_collaborator(weak, from, to));
+                }
+            }
+        }
+    }
+}

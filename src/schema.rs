@@ -1,0 +1,103 @@
+//! The GraphQL schema: every domain's queries and mutations merged, plus the extension that
+//! gives every error an `extensions.code`.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    EmptySubscription, MergedObject, Schema, SchemaBuilder, ServerError, ServerResult,
+    ValidationResult, Variables,
+};
+
+use crate::accounts::{AccountMutation, AccountQuery};
+use crate::datasets::{DatasetMutation, DatasetQuery};
+use crate::node::{AccountInterface, NodeQuery};
+use crate::organizations::{OrganizationMutation, OrganizationQuery};
+
+/// Every query.
+#[derive(MergedObject, Default)]
+pub struct Query(AccountQuery, OrganizationQuery, DatasetQuery, NodeQuery);
+
+/// Every mutation. Each takes one `input` argument and returns a payload object.
+#[derive(MergedObject, Default)]
+pub struct Mutation(AccountMutation, OrganizationMutation, DatasetMutation);
+
+/// orgql's schema type.
+pub type OrgqlSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema, without request data (the server adds its state).
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .register_output_type::<AccountInterface>()
+        .extension(ErrorCodes)
+}
+
+/// The schema as SDL, sorted (what `--print-schema` prints and `schema.graphql` holds).
+pub fn sdl() -> String {
+    schema_builder().finish().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}
+
+/// Gives the errors async-graphql itself raises a code, following Apollo's conventions:
+/// `GRAPHQL_PARSE_FAILED` for a document that does not parse, `GRAPHQL_VALIDATION_FAILED` for
+/// one that does not validate against the schema, and `BAD_USER_INPUT` for variables that
+/// do not fit their types.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+    error
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| {
+                    let code = if e.message.contains("Invalid value for argument")
+                        || e.message.contains("Variable")
+                    {
+                        "BAD_USER_INPUT"
+                    } else {
+                        "GRAPHQL_VALIDATION_FAILED"
+                    };
+                    with_code(e, code)
+                })
+                .collect()
+        })
+    }
+}

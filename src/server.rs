@@ -1,0 +1,279 @@
+//! The HTTP edge: routes, authentication of requests, GraphQL over HTTP, health, GraphiQL.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{TokenKeys, Viewer};
+use crate::config::Config;
+use crate::context::AppState;
+use crate::loaders::DbLoader;
+use crate::schema::{OrgqlSchema, schema_builder};
+
+/// The setting under which a generated JWT secret is kept.
+const JWT_SECRET_SETTING: &str = "jwt_secret";
+
+#[derive(Clone)]
+struct Shared {
+    schema: OrgqlSchema,
+    state: Arc<AppState>,
+}
+
+/// Connects to the database, runs migrations, and settles the token secret.
+pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    let db = crate::db::connect(&config.database_url, config.db_max_connections).await?;
+    crate::db::migrate(&db).await?;
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            crate::db::setting_or_insert(&db, JWT_SECRET_SETTING, || {
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            })
+            .await?
+        }
+    };
+    let keys = TokenKeys::new(
+        secret.as_bytes(),
+        &config.jwt_issuer,
+        config.token_ttl_seconds,
+    );
+    let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
+    Ok(Arc::new(AppState {
+        db,
+        keys,
+        dummy_hash,
+    }))
+}
+
+/// A built server: bound to its address, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Connects, migrates and binds the listener (port 0 picks a free port).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let state = build_state(config).await?;
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Application {
+            listener,
+            router: router(state.clone()),
+            state,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The shared state (database pool, keys).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let schema = schema_builder().data(state.clone()).finish();
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(health))
+        .layer(TraceLayer::new_for_http())
+        .with_state(Shared { schema, state })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("orgql")
+            .finish(),
+    )
+}
+
+async fn health(State(shared): State<Shared>) -> Response {
+    if crate::db::ping(&shared.state.db).await {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ok" })),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "database": "unreachable" })),
+        )
+            .into_response()
+    }
+}
+
+/// A request-level error (nothing executed), as a GraphQL response with a code.
+fn request_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    let body = async_graphql::Response::from_errors(vec![error]);
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            "Bearer".parse().expect("static header"),
+        );
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, "POST".parse().expect("static header"));
+    }
+    response
+}
+
+/// Who the request is from: anonymous without an `Authorization` header; a user with a
+/// valid bearer token; `Err` (refused, never anonymous) for any other header.
+fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Viewer, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Viewer::Anonymous);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(())?;
+    keys.verify(token.trim()).map(Viewer::User).ok_or(())
+}
+
+async fn execute(shared: Shared, headers: HeaderMap, request: BatchRequest) -> Response {
+    let Ok(viewer) = authenticate(&headers, &shared.state.keys) else {
+        return request_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "the token is invalid or expired: sign in again",
+        );
+    };
+    let loader = || DataLoader::new(DbLoader::new(shared.state.db.clone()), tokio::spawn);
+    let request = match request {
+        BatchRequest::Single(r) => BatchRequest::Single(r.data(viewer).data(loader())),
+        BatchRequest::Batch(rs) => BatchRequest::Batch(
+            rs.into_iter()
+                .map(|r| r.data(viewer).data(loader()))
+                .collect(),
+        ),
+    };
+    let response = shared.schema.execute_batch(request).await;
+    GraphQLResponse::from(finish(response)).into_response()
+}
+
+/// Every error leaves with a code: any async-graphql raised without one (e.g. a variable
+/// that does not fit its type during execution) is the client's input.
+fn finish(mut response: BatchResponse) -> BatchResponse {
+    let fix = |r: &mut async_graphql::Response| {
+        for error in &mut r.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code").is_none() {
+                extensions.set("code", "BAD_USER_INPUT");
+            }
+        }
+    };
+    match &mut response {
+        BatchResponse::Single(r) => fix(r),
+        BatchResponse::Batch(rs) => rs.iter_mut().for_each(fix),
+    }
+    response
+}
+
+async fn graphql_post(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    request: GraphQLBatchRequest,
+) -> Response {
+    execute(shared, headers, request.into_inner()).await
+}
+
+/// `GET /graphql`: GraphiQL for a browser; otherwise a query from the URL, as GraphQL over
+/// HTTP allows. A mutation over GET is refused (405) and never executed.
+async fn graphql_get(
+    State(shared): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let has_query = uri.query().is_some_and(|q| q.contains("query="));
+    if !has_query && wants_html {
+        return graphiql().await.into_response();
+    }
+    let Ok(request) = request.map(GraphQLBatchRequest::into_inner) else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "send a GraphQL request: POST a JSON body, or GET with a `query` parameter",
+        );
+    };
+    debug_assert_eq!(method, Method::GET);
+    if let BatchRequest::Single(single) = &request
+        && is_mutation(&single.query, single.operation_name.as_deref())
+    {
+        return request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            "mutations must be sent with POST",
+        );
+    }
+    execute(shared, headers, request).await
+}
+
+/// Whether the operation the request selects is not a query (mutations and subscriptions
+/// may not run over GET). A document that does not parse is left to the executor's error.
+fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let selected = match (&document.operations, operation_name) {
+        (async_graphql::parser::types::DocumentOperations::Single(op), _) => Some(&op.node),
+        (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.get(name).map(|op| &op.node)
+        }
+        (async_graphql::parser::types::DocumentOperations::Multiple(ops), None) => {
+            // Without a name the request is invalid unless there is one operation; refuse if
+            // any could be a mutation.
+            return ops.values().any(|op| op.node.ty != OperationType::Query);
+        }
+    };
+    selected.is_some_and(|op| op.ty != OperationType::Query)
+}
