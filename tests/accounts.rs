@@ -376,7 +376,7 @@ async fn internal_errors_leak_nothing(backend: Backend) {
     let token = app.sign_up("jane").await;
     // Break the database under the running server.
     use sea_orm::ConnectionTrait;
-    app.state
+    app.state()
         .db
         .execute_unprepared("DROP TABLE membership")
         .await

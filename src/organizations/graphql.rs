@@ -231,7 +231,11 @@ impl Guard for OrgRoleGuard {
             .await
             .map_err(load_error)?
             .map(|m| m.role);
-        if org_allows(role, self.action) {
+        // A member refused member management may have just lost a race with a concurrent
+        // demotion; the domain function answers that inside its transaction (CONFLICT when
+        // the change would leave no admin, FORBIDDEN otherwise), so the guard defers to it.
+        let decided_in_transaction = self.action == OrgAction::ManageMembers && role.is_some();
+        if org_allows(role, self.action) || decided_in_transaction {
             Ok(())
         } else {
             Err(ApiError::Forbidden("only an admin of the organization may do this".into()).into())

@@ -133,12 +133,42 @@ async fn ensure_an_admin_remains(tx: &DatabaseTransaction, organization_id: i64)
         .count(tx)
         .await?;
     if admins == 0 {
-        return Err(ApiError::Conflict(
-            "an organization must keep at least one admin: make another member an admin first"
-                .into(),
-        ));
+        return Err(last_admin());
     }
     Ok(())
+}
+
+/// `CONFLICT` if changing `target`'s role to `new_role` (`None`: removing them) would leave
+/// the organization without an admin.
+///
+/// Checked *before* authorization for members: when two admins demote or remove each other at
+/// the same instant, the later request finds its author already demoted, and the honest
+/// answer to it is the clash it lost ("an organization must keep an admin"), not that its
+/// author was never allowed.
+async fn ensure_change_keeps_an_admin(
+    tx: &DatabaseTransaction,
+    target: &membership::Model,
+    new_role: Option<OrganizationRole>,
+) -> ApiResult<()> {
+    if target.role != OrganizationRole::Admin || new_role == Some(OrganizationRole::Admin) {
+        return Ok(());
+    }
+    let other_admins = membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(target.organization_id))
+        .filter(membership::Column::Role.eq(OrganizationRole::Admin))
+        .filter(membership::Column::UserId.ne(target.user_id))
+        .count(tx)
+        .await?;
+    if other_admins == 0 {
+        return Err(last_admin());
+    }
+    Ok(())
+}
+
+fn last_admin() -> ApiError {
+    ApiError::Conflict(
+        "an organization must keep at least one admin: make another member an admin first".into(),
+    )
 }
 
 /// Deletes `user_id`'s collaborator entries on every dataset `organization_id` owns.
@@ -283,11 +313,15 @@ pub async fn update_member(
 ) -> ApiResult<membership::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
     let locked = lock_organization(&tx, organization, viewer).await?;
-    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    if locked.viewer_role.is_none() {
+        authorize(None, OrgAction::ManageMembers)?;
+    }
     let user = require_user(&tx, username).await?;
     let current = membership(&tx, locked.organization.id, user.id)
         .await?
         .ok_or_else(|| not_a_member(&user, &locked.organization))?;
+    ensure_change_keeps_an_admin(&tx, &current, Some(role.unwrap_or(current.role))).await?;
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
     let mut change: membership::ActiveModel = current.into();
     if let Some(role) = role {
         change.role = Set(role);
@@ -311,8 +345,15 @@ pub async fn remove_member(
 ) -> ApiResult<account::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
     let locked = lock_organization(&tx, organization, viewer).await?;
-    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    if locked.viewer_role.is_none() {
+        authorize(None, OrgAction::ManageMembers)?;
+    }
     let user = require_user(&tx, username).await?;
+    let current = membership(&tx, locked.organization.id, user.id)
+        .await?
+        .ok_or_else(|| not_a_member(&user, &locked.organization))?;
+    ensure_change_keeps_an_admin(&tx, &current, None).await?;
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
     leave(&tx, &locked.organization, &user).await?;
     tx.commit().await?;
     Ok(locked.organization)

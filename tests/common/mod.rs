@@ -144,8 +144,8 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
-    /// The server's state (its database pool).
-    pub state: Arc<AppState>,
+    /// The server's state (its database pool); `None` for a server in another process.
+    state: Option<Arc<AppState>>,
     /// An HTTP client.
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -178,7 +178,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     });
     TestApp {
         address,
-        state,
+        state: Some(state),
         client: reqwest::Client::new(),
         shutdown: Some(tx),
         server: Some(server),
@@ -263,6 +263,22 @@ impl Reply {
 }
 
 impl TestApp {
+    /// A client for a server running elsewhere (another process) at `address`.
+    pub fn client_for(address: &str) -> TestApp {
+        TestApp {
+            address: address.to_owned(),
+            state: None,
+            client: reqwest::Client::new(),
+            shutdown: None,
+            server: None,
+        }
+    }
+
+    /// The in-process server's state (its database pool).
+    pub fn state(&self) -> &Arc<AppState> {
+        self.state.as_ref().expect("an in-process server")
+    }
+
     /// POSTs a GraphQL request, with `token` as bearer if given.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
         let mut request = self
@@ -351,6 +367,8 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        self.state.db.clone().close().await.ok();
+        if let Some(state) = self.state.take() {
+            state.db.clone().close().await.ok();
+        }
     }
 }
