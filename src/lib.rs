@@ -8,6 +8,7 @@ pub mod context;
 pub mod datasets;
 pub mod db;
 pub mod error;
+mod graphiql;
 pub mod loaders;
 pub mod newtypes;
 pub mod node;

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -108,17 +107,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
+        .merge(crate::graphiql::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(Shared { schema, state })
 }
 
 async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("orgql")
-            .finish(),
-    )
+    crate::graphiql::page()
 }
 
 async fn health(State(shared): State<Shared>) -> Response {

@@ -1,0 +1,148 @@
+//! GraphiQL, served by orgql itself: the page at `GET /` (and `GET /graphql` for a browser)
+//! and its assets under `/graphiql/`, embedded at compile time by `build.rs` from the pinned
+//! npm packages in `graphiql/` (after `npm ci` there). A build without them serves the
+//! same IDE from a CDN instead (and `build.rs` warns).
+//!
+//! The page has the headers pane open, for `{"Authorization": "Bearer <token>"}`, and the
+//! docs explorer.
+
+use async_graphql::http::GraphiQLSource;
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/graphiql_assets.rs"));
+}
+
+/// Where the assets are served: `/graphiql/<file>`.
+const ASSET_PREFIX: &str = "/graphiql/";
+
+/// The first query a new GraphiQL user sees.
+const DEFAULT_QUERY: &str = r#"# Welcome to orgql.
+#
+# Sign up or log in (mutation { logIn(input: {username: "…", password: "…"}) { token } }),
+# then paste {"Authorization": "Bearer <token>"} into the Headers pane below.
+# The Docs button (top left) explores the schema.
+
+{
+  viewer {
+    username
+  }
+}
+"#;
+
+/// Whether the assets are embedded (otherwise the page loads them from a CDN).
+pub fn is_offline() -> bool {
+    !embedded::ASSETS.is_empty()
+}
+
+/// The routes of the embedded assets (none when they are not embedded).
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    if is_offline() {
+        Router::new().route("/graphiql/{file}", get(asset))
+    } else {
+        Router::new()
+    }
+}
+
+/// The GraphiQL page.
+pub fn page() -> Html<String> {
+    if is_offline() {
+        Html(offline_page())
+    } else {
+        Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("orgql")
+                .finish(),
+        )
+    }
+}
+
+fn offline_page() -> String {
+    let versions = embedded::VERSION.unwrap_or_default();
+    let default_query = serde_json::to_string(DEFAULT_QUERY).expect("a string serializes to JSON");
+    // `</` cannot end the inline script early: JSON strings may escape `/`.
+    let default_query = default_query.replace("</", "<\\/");
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="robots" content="noindex">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <meta name="generator" content="{versions}">
+    <title>orgql — GraphiQL</title>
+    <style>
+      body {{ height: 100%; margin: 0; width: 100%; overflow: hidden; }}
+      #graphiql {{ height: 100vh; }}
+    </style>
+    <link rel="stylesheet" href="{p}graphiql.min.css">
+    <script src="{p}react.production.min.js"></script>
+    <script src="{p}react-dom.production.min.js"></script>
+    <script src="{p}graphiql.min.js"></script>
+  </head>
+  <body>
+    <div id="graphiql">Loading…</div>
+    <script>
+      const fetcher = GraphiQL.createFetcher({{
+        url: new URL("/graphql", window.location.href).toString(),
+        fetch: (url, opts = {{}}) => fetch(url, {{ ...opts, credentials: "same-origin" }}),
+      }});
+      ReactDOM.createRoot(document.getElementById("graphiql")).render(
+        React.createElement(GraphiQL, {{
+          fetcher,
+          defaultQuery: {default_query},
+          isHeadersEditorEnabled: true,
+          defaultEditorToolsVisibility: "headers",
+        }})
+      );
+    </script>
+  </body>
+</html>
+"#,
+        p = ASSET_PREFIX,
+    )
+}
+
+/// `GET /graphiql/<file>`: one embedded asset.
+async fn asset(Path(file): Path<String>) -> Response {
+    match embedded::ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file.as_str())
+    {
+        Some((_, content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such GraphiQL asset").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_references_only_served_assets() {
+        let Html(html) = page();
+        assert!(html.contains("/graphql"));
+        if is_offline() {
+            assert!(
+                !html.contains("https://"),
+                "the offline page loads nothing remote"
+            );
+            for (name, _, bytes) in embedded::ASSETS {
+                assert!(html.contains(&format!("{ASSET_PREFIX}{name}")));
+                assert!(!bytes.is_empty());
+            }
+        }
+    }
+}
