@@ -16,7 +16,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::auth::{TokenKeys, Viewer};
 use crate::config::Config;
@@ -108,7 +109,12 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
         .merge(crate::graphiql::routes())
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // One line per request at INFO: method, path, status, latency.
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(Shared { schema, state })
 }
 

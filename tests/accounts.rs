@@ -496,5 +496,19 @@ async fn http_edge_health_graphiql_get_queries_and_no_mutations_over_get() {
         )
         .await;
     assert_eq!(reply.data("/user"), &Value::Null);
+
+    // With the database gone, /health says so (503) and GraphQL answers a clean error.
+    app.state().db.clone().close().await.unwrap();
+    let health = app
+        .client
+        .get(format!("{}/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    let reply = app
+        .gql(None, "{ user(username: \"jane\") { username } }", json!({}))
+        .await;
+    reply.expect_code("INTERNAL_SERVER_ERROR");
     app.stop().await;
 }
