@@ -54,17 +54,22 @@ pub struct Claims {
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current secret first, then previous ones still accepted (key rotation).
+    decoding: Vec<DecodingKey>,
     issuer: String,
     ttl_seconds: u64,
 }
 
 impl TokenKeys {
-    /// Keys for `secret`, issuing as `issuer` for `ttl_seconds`.
-    pub fn new(secret: &[u8], issuer: &str, ttl_seconds: u64) -> Self {
+    /// Keys that sign with `secret` and also accept tokens signed with any of `previous`,
+    /// issuing as `issuer` for `ttl_seconds`.
+    pub fn new(secret: &[u8], previous: &[&[u8]], issuer: &str, ttl_seconds: u64) -> Self {
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            decoding: std::iter::once(secret)
+                .chain(previous.iter().copied())
+                .map(DecodingKey::from_secret)
+                .collect(),
             issuer: issuer.to_owned(),
             ttl_seconds,
         }
@@ -91,8 +96,10 @@ impl TokenKeys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
-        data.claims.sub.parse().ok()
+        self.decoding.iter().find_map(|key| {
+            let data = jsonwebtoken::decode::<Claims>(token, key, &validation).ok()?;
+            data.claims.sub.parse().ok()
+        })
     }
 }
 

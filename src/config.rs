@@ -38,6 +38,53 @@ pub struct Config {
     #[arg(long, env = "ORGQL_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Previous JWT secrets, comma-separated: tokens they signed are still accepted (key
+    /// rotation); new tokens are signed with the current secret only.
+    #[arg(
+        long,
+        env = "JWT_PREVIOUS_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub jwt_previous_secrets: Vec<String>,
+
+    /// Turn off introspection (and field suggestions in error messages).
+    #[arg(long, env = "ORGQL_DISABLE_INTROSPECTION")]
+    pub disable_introspection: bool,
+
+    /// Maximum selection depth of a query.
+    #[arg(long, env = "ORGQL_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+
+    /// Maximum complexity of a query: each field costs 1, and a connection field costs
+    /// `first` (default 20) times its selection.
+    #[arg(long, env = "ORGQL_MAX_COMPLEXITY", default_value_t = 50_000)]
+    pub max_complexity: usize,
+
+    /// Maximum number of aliased fields in one document.
+    #[arg(long, env = "ORGQL_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+
+    /// Maximum number of root fields in one operation.
+    #[arg(long, env = "ORGQL_MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+
+    /// Maximum size of a GraphQL document, in bytes.
+    #[arg(long, env = "ORGQL_MAX_DOCUMENT_BYTES", default_value_t = 16 * 1024)]
+    pub max_document_bytes: usize,
+
+    /// Maximum number of operations in one batched (JSON array) request.
+    #[arg(long, env = "ORGQL_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Maximum request body size, in bytes (larger bodies answer 413).
+    #[arg(long, env = "ORGQL_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Request timeout, in seconds.
+    #[arg(long, env = "ORGQL_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+
     /// Print the GraphQL schema (SDL, sorted) and exit.
     #[arg(long)]
     pub print_schema: bool,

@@ -9,6 +9,7 @@ pub mod datasets;
 pub mod db;
 pub mod error;
 mod graphiql;
+pub mod limits;
 pub mod loaders;
 pub mod newtypes;
 pub mod node;

@@ -48,6 +48,13 @@ pub const MAX_PAGE_SIZE: i32 = 100;
 /// Connections return this many nodes when `first` is not given.
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 
+/// The complexity of a connection field: its page size (`first`, default 20, counted as at
+/// most 100) times the cost of what is selected on each node.
+pub fn connection_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let first = first.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE) as usize;
+    first.saturating_mul(child_complexity.max(1))
+}
+
 /// A validated page request: `first` nodes after the sort key `after`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PageArgs {

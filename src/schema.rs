@@ -28,11 +28,32 @@ pub struct Mutation(AccountMutation, OrganizationMutation, DatasetMutation);
 /// orgql's schema type.
 pub type OrgqlSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema, without request data (the server adds its state).
+/// The schema, without request data or limits (what `--print-schema` prints).
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<AccountInterface>()
         .extension(ErrorCodes)
+}
+
+/// The schema as the server runs it: with the configured query limits and introspection
+/// setting.
+pub fn configured_schema_builder(
+    config: &crate::config::Config,
+) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    let mut builder = schema_builder()
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(10)
+        .extension(crate::limits::QueryLimits {
+            max_document_bytes: config.max_document_bytes,
+            max_aliases: config.max_aliases,
+            max_root_fields: config.max_root_fields,
+        });
+    if config.disable_introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder
 }
 
 /// The schema as SDL, sorted (what `--print-schema` prints and `schema.graphql` holds).

@@ -15,7 +15,12 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -23,7 +28,10 @@ use crate::auth::{TokenKeys, Viewer};
 use crate::config::Config;
 use crate::context::AppState;
 use crate::loaders::DbLoader;
-use crate::schema::{OrgqlSchema, schema_builder};
+use crate::schema::{OrgqlSchema, configured_schema_builder};
+
+/// The shortest JWT secret accepted.
+const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// The setting under which a generated JWT secret is kept.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
@@ -32,6 +40,7 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 struct Shared {
     schema: OrgqlSchema,
     state: Arc<AppState>,
+    max_batch: usize,
 }
 
 /// Connects to the database, runs migrations, and settles the token secret.
@@ -47,8 +56,24 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
             .await?
         }
     };
+    if secret.len() < MIN_JWT_SECRET_BYTES
+        || config
+            .jwt_previous_secrets
+            .iter()
+            .any(|s| s.len() < MIN_JWT_SECRET_BYTES)
+    {
+        anyhow::bail!(
+            "JWT secrets must be at least {MIN_JWT_SECRET_BYTES} bytes long (HS256 needs 256 bits of key)"
+        );
+    }
+    let previous: Vec<&[u8]> = config
+        .jwt_previous_secrets
+        .iter()
+        .map(|s| s.as_bytes())
+        .collect();
     let keys = TokenKeys::new(
         secret.as_bytes(),
+        &previous,
         &config.jwt_issuer,
         config.token_ttl_seconds,
     );
@@ -74,7 +99,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Application {
             listener,
-            router: router(state.clone()),
+            router: router(config, state.clone()),
             state,
         })
     }
@@ -102,20 +127,37 @@ impl Application {
     }
 }
 
-fn router(state: Arc<AppState>) -> Router {
-    let schema = schema_builder().data(state.clone()).finish();
+fn router(config: &Config, state: Arc<AppState>) -> Router {
+    let schema = configured_schema_builder(config)
+        .data(state.clone())
+        .finish();
+    let max_batch = config.max_batch;
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
         .merge(crate::graphiql::routes())
+        // The HTTP edge, innermost first: compression, a cap on the body (413), a timeout
+        // (408), and panics turned into a clean INTERNAL_SERVER_ERROR while the server goes
+        // on serving.
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_seconds),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             // One line per request at INFO: method, path, status, latency.
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(Shared { schema, state })
+        .with_state(Shared {
+            schema,
+            state,
+            max_batch,
+        })
 }
 
 async fn graphiql() -> Html<String> {
@@ -175,7 +217,35 @@ fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Viewer, ()> {
     keys.verify(token.trim()).map(Viewer::User).ok_or(())
 }
 
+/// A panic in a handler: logged, answered as a GraphQL error without its text.
+pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("<non-string panic>");
+    tracing::error!(panic = detail, "a request panicked");
+    request_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_SERVER_ERROR",
+        "internal server error",
+    )
+}
+
 async fn execute(shared: Shared, headers: HeaderMap, request: BatchRequest) -> Response {
+    if let BatchRequest::Batch(requests) = &request
+        && requests.len() > shared.max_batch
+    {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!(
+                "a batch may hold at most {} operations; this one has {}",
+                shared.max_batch,
+                requests.len()
+            ),
+        );
+    }
     let Ok(viewer) = authenticate(&headers, &shared.state.keys) else {
         return request_error(
             StatusCode::UNAUTHORIZED,
@@ -277,4 +347,52 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
         }
     };
     selected.is_some_and(|op| op.ty != OperationType::Query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_clean_internal_error() {
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("secret detail");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/ok", get(|| async { "ok" }))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let response = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("INTERNAL_SERVER_ERROR"), "{text}");
+        assert!(!text.contains("secret detail"), "{text}");
+        // And the router goes on serving.
+        let response = app
+            .oneshot(
+                axum::http::Request::get("/ok")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }

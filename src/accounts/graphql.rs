@@ -66,6 +66,7 @@ impl User {
 
     /// The datasets this user owns that the viewer may see, ordered by name
     /// (case-insensitive).
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
     async fn datasets(
         &self,
         ctx: &Context<'_>,

@@ -191,6 +191,7 @@ impl Dataset {
     /// The collaborators, ordered by username (case-insensitive). Any collaborator (or
     /// the owner, or an admin of the owning organization) may list them: `FORBIDDEN` for
     /// others, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
     async fn collaborators(
         &self,
         ctx: &Context<'_>,

@@ -81,6 +81,7 @@ impl Organization {
 
     /// The members, ordered by username (case-insensitive). Members only: `FORBIDDEN` for
     /// signed-in non-members, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -122,6 +123,7 @@ impl Organization {
 
     /// The datasets this organization owns that the viewer may see, ordered by name
     /// (case-insensitive).
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
     async fn datasets(
         &self,
         ctx: &Context<'_>,
