@@ -85,6 +85,14 @@ pub struct Config {
     #[arg(long, env = "ORGQL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
+    /// `logIn` attempts allowed per username per minute (then `RATE_LIMITED`).
+    #[arg(long, env = "ORGQL_LOGIN_PER_USERNAME", default_value_t = 10)]
+    pub login_attempts_per_username: u32,
+
+    /// `logIn` attempts allowed per client address per minute (then `RATE_LIMITED`).
+    #[arg(long, env = "ORGQL_LOGIN_PER_ADDRESS", default_value_t = 60)]
+    pub login_attempts_per_address: u32,
+
     /// Print the GraphQL schema (SDL, sorted) and exit.
     #[arg(long)]
     pub print_schema: bool,

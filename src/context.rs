@@ -13,6 +13,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Signs and checks tokens.
     pub keys: TokenKeys,
+    /// Limits `logIn` attempts.
+    pub login_limiter: crate::ratelimit::LoginLimiter,
     /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).
     pub dummy_hash: String,
 }

@@ -15,6 +15,7 @@ pub mod newtypes;
 pub mod node;
 pub mod organizations;
 pub mod policy;
+pub mod ratelimit;
 pub mod relay;
 pub mod roles;
 pub mod schema;

@@ -10,7 +10,7 @@ use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +28,7 @@ use crate::auth::{TokenKeys, Viewer};
 use crate::config::Config;
 use crate::context::AppState;
 use crate::loaders::DbLoader;
+use crate::ratelimit::ClientAddr;
 use crate::schema::{OrgqlSchema, configured_schema_builder};
 
 /// The shortest JWT secret accepted.
@@ -81,6 +82,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         db,
         keys,
+        login_limiter: crate::ratelimit::LoginLimiter::new(
+            config.login_attempts_per_username,
+            config.login_attempts_per_address,
+        ),
         dummy_hash,
     }))
 }
@@ -121,9 +126,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 
@@ -232,7 +241,12 @@ pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> 
     )
 }
 
-async fn execute(shared: Shared, headers: HeaderMap, request: BatchRequest) -> Response {
+async fn execute(
+    shared: Shared,
+    client: SocketAddr,
+    headers: HeaderMap,
+    request: BatchRequest,
+) -> Response {
     if let BatchRequest::Batch(requests) = &request
         && requests.len() > shared.max_batch
     {
@@ -254,11 +268,12 @@ async fn execute(shared: Shared, headers: HeaderMap, request: BatchRequest) -> R
         );
     };
     let loader = || DataLoader::new(DbLoader::new(shared.state.db.clone()), tokio::spawn);
+    let client = ClientAddr(client.ip());
     let request = match request {
-        BatchRequest::Single(r) => BatchRequest::Single(r.data(viewer).data(loader())),
+        BatchRequest::Single(r) => BatchRequest::Single(r.data(viewer).data(client).data(loader())),
         BatchRequest::Batch(rs) => BatchRequest::Batch(
             rs.into_iter()
-                .map(|r| r.data(viewer).data(loader()))
+                .map(|r| r.data(viewer).data(client).data(loader()))
                 .collect(),
         ),
     };
@@ -286,16 +301,18 @@ fn finish(mut response: BatchResponse) -> BatchResponse {
 
 async fn graphql_post(
     State(shared): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     request: GraphQLBatchRequest,
 ) -> Response {
-    execute(shared, headers, request.into_inner()).await
+    execute(shared, client, headers, request.into_inner()).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser; otherwise a query from the URL, as GraphQL over
 /// HTTP allows. A mutation over GET is refused (405) and never executed.
 async fn graphql_get(
     State(shared): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     uri: axum::http::Uri,
@@ -326,7 +343,7 @@ async fn graphql_get(
             "mutations must be sent with POST",
         );
     }
-    execute(shared, headers, request).await
+    execute(shared, client, headers, request).await
 }
 
 /// Whether the operation the request selects is not a query (mutations and subscriptions

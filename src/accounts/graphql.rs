@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::loaders::{UserRowId, load_error};
 use crate::newtypes::{Email, Password, Username, username_key};
 use crate::organizations::{self, Member};
+use crate::ratelimit::ClientAddr;
 use crate::relay::{NodeKind, PageArgs, global_id};
 
 /// A personal account. Users sign in, belong to organizations and own or collaborate on
@@ -170,13 +171,16 @@ impl AccountMutation {
     }
 
     /// Signs in with a username or email and a password. Wrong credentials answer
-    /// `UNAUTHENTICATED`, the same whether or not the account exists.
+    /// `UNAUTHENTICATED`, the same whether or not the account exists. Attempts are limited
+    /// per username and per client address (`RATE_LIMITED`).
     async fn log_in(
         &self,
         ctx: &Context<'_>,
         input: LogInInput,
     ) -> async_graphql::Result<AuthPayload> {
         let state = ctx.state();
+        let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+        state.login_limiter.attempt(&input.username, address)?;
         let account = super::log_in(
             &state.db,
             &state.dummy_hash,
