@@ -11,8 +11,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use common::{Backend, Reply, TestApp, spawn_app};
-use entity::roles::DatasetRole;
-use entity::{account, collaborator, dataset};
+use entity::roles::{AccountKind, DatasetRole};
+use entity::{account, collaborator, dataset, membership};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
@@ -29,6 +29,8 @@ on_both_databases!(
     lists_show_what_the_viewer_may_see_in_name_order,
     cloning_public_or_administered_datasets,
     transferring_to_oneself_or_an_administered_organization,
+    racing_creations_of_one_name_let_exactly_one_win,
+    racing_leaves_and_creations_never_leave_a_non_member_collaborator,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -280,6 +282,45 @@ async fn row_counts(app: &TestApp) -> (u64, u64) {
         dataset::Entity::find().count(db).await.unwrap(),
         collaborator::Entity::find().count(db).await.unwrap(),
     )
+}
+
+/// The project's invariant: every collaborator on an organization's dataset is a member of
+/// that organization.
+async fn assert_collaborators_of_organization_datasets_are_members(app: &TestApp) {
+    let db = &app.state().db;
+    let organizations: HashSet<i64> = account::Entity::find()
+        .filter(account::Column::Kind.eq(AccountKind::Organization))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    let owners: HashMap<i64, i64> = dataset::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.owner_id))
+        .collect();
+    let members: HashSet<(i64, i64)> = membership::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.organization_id, m.user_id))
+        .collect();
+    for c in collaborator::Entity::find().all(db).await.unwrap() {
+        let owner = owners[&c.dataset_id];
+        if organizations.contains(&owner) {
+            assert!(
+                members.contains(&(owner, c.user_id)),
+                "user {} collaborates on dataset {} of organization {owner} without being a member",
+                c.user_id,
+                c.dataset_id
+            );
+        }
+    }
 }
 
 fn roles(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -1230,6 +1271,11 @@ async fn organization_datasets_fan_out_to_members_by_default_dataset_role(backen
         look_up(&app, Some(&tokens["nobody-default"]), &one).await,
         Value::Null
     );
+    // An organization admin acts as ADMIN whatever their entry says.
+    assert_eq!(
+        look_up(&app, Some(&second_admin), &one).await["viewerRole"],
+        "ADMIN"
+    );
     assert_eq!(look_up(&app, Some(&outsider), &one).await, Value::Null);
 
     // The creator is always ADMIN, whatever their own default role.
@@ -1536,6 +1582,7 @@ async fn leaving_or_being_removed_from_an_organization_drops_its_collaborations_
         .data("/addMember/member");
     assert_eq!(stored(&app, "").await, world);
     assert_eq!(look_up(&app, Some(&vera), &secret).await, Value::Null);
+    assert_collaborators_of_organization_datasets_are_members(&app).await;
     app.stop().await;
 }
 
@@ -1940,13 +1987,15 @@ async fn collaborator_management_rules(backend: Backend) {
         after = connection["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(seen, order);
-    app.gql(
-        Some(&olivia),
-        COLLABORATORS,
-        json!({ "f": ds, "first": 101 }),
-    )
-    .await
-    .expect_code("BAD_USER_INPUT");
+    for first in [101, -1] {
+        app.gql(
+            Some(&olivia),
+            COLLABORATORS,
+            json!({ "f": ds, "first": first }),
+        )
+        .await
+        .expect_code("BAD_USER_INPUT");
+    }
     app.stop().await;
 }
 
@@ -2225,6 +2274,16 @@ async fn cloning_public_or_administered_datasets(backend: Backend) {
         "refused clones stored nothing"
     );
     assert_eq!(row_counts(&app).await, rows);
+
+    // A default name that would be too long is the name's fault, not a server error.
+    let longest = "n".repeat(100);
+    let (long, _) = created(&app, &olivia, None, &longest, true).await;
+    let world = stored(&app, "").await;
+    let reply = clone_reply(&app, Some(&sam), &long, None, None).await;
+    reply.expect_code("BAD_USER_INPUT");
+    assert_eq!(reply.body["errors"][0]["extensions"]["field"], "name");
+    assert_eq!(stored(&app, "").await, world);
+    assert_collaborators_of_organization_datasets_are_members(&app).await;
     app.stop().await;
 }
 
@@ -2361,5 +2420,120 @@ async fn transferring_to_oneself_or_an_administered_organization(backend: Backen
         stored_collaborators(&app, "olivia/atlas").await,
         roles(&[("olivia", "ADMIN"), ("vera", "VIEWER")])
     );
+    assert_collaborators_of_organization_datasets_are_members(&app).await;
     app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Races
+// ---------------------------------------------------------------------------------------------
+
+async fn racing_creations_of_one_name_let_exactly_one_win(backend: Backend) {
+    let (app, _db) = spawn_app(&backend).await;
+    let founder = app.sign_up("founder").await;
+    app.create_org(&founder, "acme").await;
+    for user in ["vera", "lee"] {
+        app.sign_up(user).await;
+        app.add_member(&founder, "acme", user, "MEMBER", json!("VIEWER"))
+            .await
+            .data("/addMember/member");
+    }
+    let app = std::sync::Arc::new(app);
+    let names = [
+        "race", "Race", "RACE", "rAce", "raCe", "racE", "RAce", "raCE",
+    ];
+    let mut tasks = Vec::new();
+    for name in names {
+        let app = app.clone();
+        let founder = founder.clone();
+        tasks.push(tokio::spawn(async move {
+            create(&app, Some(&founder), Some("acme"), name, "", false).await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        if reply.body.get("errors").is_none() {
+            wins += 1;
+        } else {
+            reply.expect_code("CONFLICT");
+        }
+    }
+    assert_eq!(wins, 1);
+    let world = stored(&app, "").await;
+    assert_eq!(world.len(), 1);
+    let (_, winner) = world.into_iter().next().unwrap();
+    assert_eq!(
+        winner.collaborators,
+        roles(&[("founder", "ADMIN"), ("lee", "VIEWER"), ("vera", "VIEWER")])
+    );
+    assert_eq!(
+        row_counts(&app).await,
+        (1, 3),
+        "the losers left nothing behind"
+    );
+}
+
+/// Members leave while datasets are being created for their organization: whichever comes
+/// first, no one ends up a collaborator of an organization they are no longer in.
+async fn racing_leaves_and_creations_never_leave_a_non_member_collaborator(backend: Backend) {
+    let (app, _db) = spawn_app(&backend).await;
+    let founder = app.sign_up("founder").await;
+    app.create_org(&founder, "acme").await;
+    let mut members = Vec::new();
+    for i in 0..6 {
+        let user = format!("member{i}");
+        members.push((user.clone(), app.sign_up(&user).await));
+        app.add_member(&founder, "acme", &user, "MEMBER", json!("LABELER"))
+            .await
+            .data("/addMember/member");
+    }
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for (i, (_, token)) in members.into_iter().enumerate() {
+        let creator = {
+            let app = app.clone();
+            let founder = founder.clone();
+            tokio::spawn(async move {
+                create(
+                    &app,
+                    Some(&founder),
+                    Some("acme"),
+                    &format!("ds{i}"),
+                    "",
+                    false,
+                )
+                .await
+            })
+        };
+        let leaver = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                mutate(
+                    &app,
+                    Some(&token),
+                    "leaveOrganization",
+                    json!({ "organization": "acme" }),
+                    "organization { username }",
+                )
+                .await
+            })
+        };
+        tasks.push(creator);
+        tasks.push(leaver);
+    }
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert!(reply.body.get("errors").is_none(), "{}", reply.body);
+    }
+    assert_collaborators_of_organization_datasets_are_members(&app).await;
+    let world = stored(&app, "").await;
+    assert_eq!(world.len(), 6);
+    for (name, dataset) in world {
+        assert_eq!(
+            dataset.collaborators,
+            roles(&[("founder", "ADMIN")]),
+            "{name}: every member has left"
+        );
+    }
 }
