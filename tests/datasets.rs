@@ -31,6 +31,7 @@ on_both_databases!(
     transferring_to_oneself_or_an_administered_organization,
     racing_creations_of_one_name_let_exactly_one_win,
     racing_leaves_and_creations_never_leave_a_non_member_collaborator,
+    adding_a_non_member_while_the_dataset_moves_into_an_organization_is_refused,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -352,8 +353,8 @@ const NF: Want = Want::NotFound;
 const U: Want = Want::Unauthenticated;
 
 /// The table's columns. `OWNER` is the personal owner on a user's dataset, and an admin of
-/// the owning organization who is *not* a collaborator on an organization's dataset. The five
-/// roles are collaborator entries; `OTHER` is signed in and not a collaborator.
+/// the owning organization on an organization's dataset; neither has a collaborator entry.
+/// The five roles are collaborator entries; `OTHER` is signed in and not a collaborator.
 const COLUMNS: [&str; 8] = [
     "OWNER",
     "VIEWER",
@@ -468,7 +469,8 @@ const WRITES_PUBLIC: [(Write, [Want; 8]); 11] = [
 /// Who owns the dataset a table runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OwnerKind {
-    /// `olivia`'s personal dataset; the collaborators are added one by one.
+    /// `olivia`'s personal dataset; the collaborators are added one by one, and she drops
+    /// her own creator's entry.
     Personal,
     /// `acme`'s dataset, created by its admin `founder`; the collaborators come from the
     /// members' default dataset roles (the fan-out), and `oscar`, also an admin of `acme`
@@ -532,8 +534,11 @@ impl World {
         World { tokens }
     }
 
-    /// A fresh dataset `name` of `kind` with a VIEWER, LABELER, REVIEWER, MANAGER and ADMIN
-    /// collaborator; returns (full name, global id).
+    /// A fresh dataset `name` of `kind` whose only collaborators are a VIEWER, a LABELER, a
+    /// REVIEWER, a MANAGER and an ADMIN (the columns), so that each column's authority has
+    /// exactly one source: the personal owner drops the ADMIN entry she got as creator, and
+    /// `oscar` has none; only `founder`, who is no column, keeps his creator's entry.
+    /// Returns (full name, global id).
     async fn fixture(
         &self,
         app: &TestApp,
@@ -541,40 +546,42 @@ impl World {
         public: bool,
         name: &str,
     ) -> (String, String) {
-        let (full, id, creator) = match kind {
+        let roles_by_column = [
+            ("vera", "VIEWER"),
+            ("lee", "LABELER"),
+            ("rita", "REVIEWER"),
+            ("max", "MANAGER"),
+            ("ada", "ADMIN"),
+        ];
+        let (full, id) = match kind {
             OwnerKind::Personal => {
                 let olivia = self.tokens["olivia"].as_str();
                 let (full, id) = created(app, olivia, None, name, public).await;
-                for (user, role) in [
-                    ("vera", "VIEWER"),
-                    ("lee", "LABELER"),
-                    ("rita", "REVIEWER"),
-                    ("max", "MANAGER"),
-                    ("ada", "ADMIN"),
-                ] {
+                for (user, role) in roles_by_column {
                     add_collaborator(app, Some(olivia), &full, user, Some(role))
                         .await
                         .data("/addCollaborator/collaborator/role");
                 }
-                (full, id, "olivia")
+                mutate(
+                    app,
+                    Some(olivia),
+                    "removeCollaborator",
+                    json!({ "dataset": full, "username": "olivia" }),
+                    "dataset { id }",
+                )
+                .await
+                .data("/removeCollaborator/dataset");
+                (full, id)
             }
             OwnerKind::Organization => {
-                let (full, id) =
-                    created(app, &self.tokens["founder"], Some("acme"), name, public).await;
-                (full, id, "founder")
+                created(app, &self.tokens["founder"], Some("acme"), name, public).await
             }
         };
-        assert_eq!(
-            stored_collaborators(app, &full).await,
-            roles(&[
-                (creator, "ADMIN"),
-                ("vera", "VIEWER"),
-                ("lee", "LABELER"),
-                ("rita", "REVIEWER"),
-                ("max", "MANAGER"),
-                ("ada", "ADMIN"),
-            ])
-        );
+        let mut expected = roles(&roles_by_column);
+        if kind == OwnerKind::Organization {
+            expected.insert("founder".into(), "ADMIN".into());
+        }
+        assert_eq!(stored_collaborators(app, &full).await, expected);
         (full, id)
     }
 }
@@ -2536,4 +2543,69 @@ async fn racing_leaves_and_creations_never_leave_a_non_member_collaborator(backe
             "{name}: every member has left"
         );
     }
+}
+
+/// Makes every statement that deletes collaborator rows linger for `seconds` before its
+/// transaction goes on, on PostgreSQL (SQLite runs one writer at a time: no window to widen).
+async fn slow_down_collaborator_deletes(app: &TestApp, seconds: f64) {
+    if !is_postgres(app) {
+        return;
+    }
+    let db = &app.state().db;
+    db.execute_unprepared(&format!(
+        "CREATE FUNCTION linger() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$"
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared(
+        "CREATE TRIGGER linger AFTER DELETE ON collaborator
+         FOR EACH STATEMENT EXECUTE FUNCTION linger()",
+    )
+    .await
+    .unwrap();
+}
+
+/// A transfer into an organization drops the collaborators who are not its members; a
+/// non-member added while the transfer is under way must not slip in behind it.
+async fn adding_a_non_member_while_the_dataset_moves_into_an_organization_is_refused(
+    backend: Backend,
+) {
+    let (app, _db) = spawn_app(&backend).await;
+    let olivia = app.sign_up("olivia").await;
+    app.sign_up("zed").await;
+    app.create_org(&olivia, "acme").await;
+    let (atlas, _) = created(&app, &olivia, None, "atlas", false).await;
+    // The transfer's clean-up of non-members takes a while before it commits.
+    slow_down_collaborator_deletes(&app, 0.6).await;
+    let app = std::sync::Arc::new(app);
+    let mover = {
+        let app = app.clone();
+        let olivia = olivia.clone();
+        let atlas = atlas.clone();
+        tokio::spawn(async move { transfer(&app, Some(&olivia), &atlas, "acme").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let added = add_collaborator(&app, Some(&olivia), &atlas, "zed", Some("VIEWER")).await;
+    let moved = mover.await.unwrap();
+    assert_eq!(
+        moved.data("/transferDataset/dataset/fullName"),
+        "acme/atlas"
+    );
+    // Whichever way the race went, zed is no collaborator of acme's dataset.
+    assert!(
+        added.body.get("errors").is_some(),
+        "the add succeeded: {}",
+        added.body
+    );
+    assert!(
+        matches!(added.code(), "NOT_FOUND" | "CONFLICT"),
+        "{}",
+        added.body
+    );
+    assert_collaborators_of_organization_datasets_are_members(&app).await;
+    assert_eq!(
+        stored_collaborators(&app, "acme/atlas").await,
+        roles(&[("olivia", "ADMIN")])
+    );
 }

@@ -102,18 +102,60 @@ fn no_such_dataset(full_name: &str) -> ApiError {
     ApiError::NotFound(format!("no dataset named '{full_name}'"))
 }
 
+/// Finds a dataset about to change and locks its row until `tx` ends, so that the change is
+/// decided on its latest committed state: a concurrent transfer is waited for, after which the
+/// dataset is no longer found under its old name (PostgreSQL re-checks the condition on the
+/// row it waited for; SQLite runs one writer at a time anyway). Without the lock, a
+/// collaborator added while the dataset moves into an organization was checked against the
+/// old owner and slipped in after the transfer dropped the non-members.
+///
+/// Locks follow the order every transaction uses, an organization before its datasets (as
+/// deleting an organization does): with `lock_organization`, an owning organization's row is
+/// locked first, for changes that check membership under it.
+async fn lock_dataset(
+    tx: &DatabaseTransaction,
+    full_name: &str,
+    lock_organization: bool,
+) -> ApiResult<Option<Located>> {
+    let Some((owner, name)) = full_name.split_once('/') else {
+        return Ok(None);
+    };
+    let Some(owner) = find_account(tx, owner).await? else {
+        return Ok(None);
+    };
+    if lock_organization && owner.kind == AccountKind::Organization {
+        organization::Entity::find_by_id(owner.id)
+            .lock_exclusive()
+            .one(tx)
+            .await?;
+    }
+    let dataset = dataset::Entity::find()
+        .filter(dataset::Column::OwnerId.eq(owner.id))
+        .filter(dataset::Column::NameKey.eq(name.to_ascii_lowercase()))
+        .lock_exclusive()
+        .one(tx)
+        .await?;
+    Ok(dataset.map(|dataset| Located { dataset, owner }))
+}
+
 /// Finds a dataset for a mutation inside `tx`: `NOT_FOUND` if it is missing or invisible to
 /// the viewer, `FORBIDDEN` if visible but `action` is not allowed. Returns it with the
-/// viewer's effective role.
+/// viewer's effective role. A dataset that will change is locked (see [`lock_dataset`]); the
+/// source of a clone is only read.
 async fn authorize(
     tx: &DatabaseTransaction,
     full_name: &str,
     viewer: i64,
     action: DatasetAction,
 ) -> ApiResult<(Located, Option<DatasetRole>)> {
-    let located = find_dataset(tx, full_name)
-        .await?
-        .ok_or_else(|| no_such_dataset(full_name))?;
+    let located = match action {
+        DatasetAction::Clone => find_dataset(tx, full_name).await?,
+        _ => {
+            let lock_organization = action == DatasetAction::ManageCollaborators;
+            lock_dataset(tx, full_name, lock_organization).await?
+        }
+    }
+    .ok_or_else(|| no_such_dataset(full_name))?;
     let role = effective_role(tx, &located, Some(viewer)).await?;
     if !dataset_allows(role, located.dataset.public, DatasetAction::See) {
         return Err(no_such_dataset(full_name));
