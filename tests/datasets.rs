@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use common::{Backend, Reply, TestApp, spawn_app};
 use entity::roles::{AccountKind, DatasetRole};
 use entity::{account, collaborator, dataset, membership};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement,
+};
 use serde_json::{Value, json};
 
 on_both_databases!(
@@ -32,6 +34,7 @@ on_both_databases!(
     racing_creations_of_one_name_let_exactly_one_win,
     racing_leaves_and_creations_never_leave_a_non_member_collaborator,
     adding_a_non_member_while_the_dataset_moves_into_an_organization_is_refused,
+    deleting_an_organization_while_its_datasets_change_answers_cleanly,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2566,6 +2569,33 @@ async fn slow_down_collaborator_deletes(app: &TestApp, seconds: f64) {
     .unwrap();
 }
 
+/// Waits until a statement deleting collaborators is lingering in the trigger of
+/// [`slow_down_collaborator_deletes`] (PostgreSQL), or a moment (SQLite).
+async fn wait_until_a_collaborator_delete_lingers(app: &TestApp) {
+    if !is_postgres(app) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        return;
+    }
+    for _ in 0..500 {
+        let row = app
+            .state()
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity
+                 WHERE state = 'active' AND query LIKE 'DELETE FROM \"collaborator\"%'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the transfer never reached its clean-up of non-members");
+}
+
 /// A transfer into an organization drops the collaborators who are not its members; a
 /// non-member added while the transfer is under way must not slip in behind it.
 async fn adding_a_non_member_while_the_dataset_moves_into_an_organization_is_refused(
@@ -2585,27 +2615,120 @@ async fn adding_a_non_member_while_the_dataset_moves_into_an_organization_is_ref
         let atlas = atlas.clone();
         tokio::spawn(async move { transfer(&app, Some(&olivia), &atlas, "acme").await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    wait_until_a_collaborator_delete_lingers(&app).await;
+    // The transfer has moved the dataset and dropped the non-members, and not committed yet.
     let added = add_collaborator(&app, Some(&olivia), &atlas, "zed", Some("VIEWER")).await;
     let moved = mover.await.unwrap();
     assert_eq!(
         moved.data("/transferDataset/dataset/fullName"),
         "acme/atlas"
     );
-    // Whichever way the race went, zed is no collaborator of acme's dataset.
-    assert!(
-        added.body.get("errors").is_some(),
-        "the add succeeded: {}",
-        added.body
-    );
-    assert!(
-        matches!(added.code(), "NOT_FOUND" | "CONFLICT"),
-        "{}",
-        added.body
-    );
+    // Whichever way the race went, zed is no collaborator of acme's dataset: the add waited
+    // for the transfer and no longer found `olivia/atlas` (or, on SQLite, ran entirely before
+    // or after it).
+    if added.body.get("errors").is_some() {
+        assert!(
+            matches!(added.code(), "NOT_FOUND" | "CONFLICT"),
+            "{}",
+            added.body
+        );
+    }
     assert_collaborators_of_organization_datasets_are_members(&app).await;
     assert_eq!(
         stored_collaborators(&app, "acme/atlas").await,
         roles(&[("olivia", "ADMIN")])
+    );
+}
+
+/// Deleting an organization takes its datasets with it while others change them: every
+/// request either happens before the deletion or finds nothing, and none fails (no deadlock
+/// between the organization's lock and its datasets').
+async fn deleting_an_organization_while_its_datasets_change_answers_cleanly(backend: Backend) {
+    let (app, _db) = spawn_app(&backend).await;
+    let founder = app.sign_up("founder").await;
+    app.create_org(&founder, "acme").await;
+    for (user, default) in [
+        ("vera", json!("VIEWER")),
+        ("lee", json!("LABELER")),
+        ("nick", Value::Null),
+    ] {
+        app.sign_up(user).await;
+        app.add_member(&founder, "acme", user, "MEMBER", default)
+            .await
+            .data("/addMember/member");
+    }
+    let mut names = Vec::new();
+    for i in 0..4 {
+        names.push(
+            created(&app, &founder, Some("acme"), &format!("ds{i}"), false)
+                .await
+                .0,
+        );
+    }
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for (i, full) in names.iter().enumerate() {
+        let requests = [
+            (
+                "addCollaborator",
+                json!({ "dataset": full, "username": "nick" }),
+                "collaborator { role }",
+            ),
+            (
+                "updateCollaborator",
+                json!({ "dataset": full, "username": "vera", "role": "LABELER" }),
+                "collaborator { role }",
+            ),
+            (
+                "removeCollaborator",
+                json!({ "dataset": full, "username": "lee" }),
+                "dataset { id }",
+            ),
+            (
+                "updateDataset",
+                json!({ "dataset": full, "description": "busy" }),
+                "dataset { id }",
+            ),
+        ];
+        for (field, input, selection) in requests {
+            let app = app.clone();
+            let founder = founder.clone();
+            tasks.push(tokio::spawn(async move {
+                (
+                    field,
+                    mutate(&app, Some(&founder), field, input, selection).await,
+                )
+            }));
+        }
+        // The deletion starts in the middle of the stream of changes.
+        if i == 1 {
+            let app = app.clone();
+            let founder = founder.clone();
+            tasks.push(tokio::spawn(async move {
+                let input = json!({ "organization": "acme" });
+                let reply = mutate(
+                    &app,
+                    Some(&founder),
+                    "deleteOrganization",
+                    input,
+                    "deletedOrganizationId",
+                )
+                .await;
+                ("deleteOrganization", reply)
+            }));
+        }
+    }
+    for task in tasks {
+        let (field, reply) = task.await.unwrap();
+        if field == "deleteOrganization" {
+            reply.data("/deleteOrganization/deletedOrganizationId");
+        } else if reply.body.get("errors").is_some() {
+            reply.expect_code("NOT_FOUND");
+        }
+    }
+    assert_eq!(
+        row_counts(&app).await,
+        (0, 0),
+        "the datasets went with their organization"
     );
 }
