@@ -1,0 +1,565 @@
+// The benchmark itself; bench/run.sh builds orgql and installs the Node servers, then runs
+// this. See bench/README.md. Options (environment):
+//   BENCH_DURATION  measured seconds per run (default 10, at least 10 for the report)
+//   BENCH_WARMUP    warm-up seconds before each measured run (default 5)
+//   BENCH_CONNECTIONS / BENCH_THREADS  wrk concurrency (default 32) and threads (default 2)
+//   BENCH_REUSE=1   reuse the databases seeded by an earlier run (skip seeding)
+//   BENCH_PG        PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432)
+//   BENCH_DB        database name (default orgql_bench; dropped and re-created)
+//   ORGQL_BIN       the orgql binary (default ../target/release/orgql)
+//   BENCH_ONLY      comma-separated subset of: postgraphile,apollo,orgql-pg,orgql-sqlite,keyset
+//   BENCH_NO_RESULTS=1  print only, write nothing to bench/results/
+
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import os from "node:os";
+import { QUERIES, nestedShape, membersShape, keyCursor } from "./queries.mjs";
+import { SHAPE, PASSWORD } from "./seed/shape.mjs";
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH, "..");
+const WORK = join(BENCH, ".work");
+mkdirSync(WORK, { recursive: true });
+
+const env = process.env;
+const DURATION = Number(env.BENCH_DURATION || 10);
+const WARMUP = Number(env.BENCH_WARMUP || 5);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS || 32);
+const THREADS = Number(env.BENCH_THREADS || 2);
+const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
+const DB = env.BENCH_DB || "orgql_bench";
+const PG_URL = `${PG}/${DB}`;
+const SQLITE_FILE = join(WORK, "orgql-bench.sqlite");
+const SQLITE_URL = `sqlite://${SQLITE_FILE}?mode=rwc`;
+const ORGQL_BIN = env.ORGQL_BIN || join(env.CARGO_TARGET_DIR || join(ROOT, "target"), "release", "orgql");
+const JWT_SECRET = "orgql-bench-secret-not-for-production-0123456789";
+const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(",")) : null;
+const want = (k) => !ONLY || ONLY.has(k);
+// orgql's defaults, except logging (one INFO line per request would be the only server here
+// writing a log line per request; PostGraphile runs with --disable-query-log).
+const ORGQL_FLAGS = (env.ORGQL_FLAGS || "").split(" ").filter(Boolean);
+const PORT = { orgql: 18180, postgraphile: 18181, apollo: 18182 };
+
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+const psql = (db, sql) => run("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", `${PG}/${db}`, "-c", sql]).trim();
+
+// ---------------------------------------------------------------------------- servers
+
+const SERVERS = {
+  postgraphile: {
+    label: "PostGraphile 4.14.1",
+    db: "PostgreSQL",
+    port: PORT.postgraphile,
+    cmd: () => [
+      "node",
+      [join(BENCH, "postgraphile/node_modules/postgraphile/cli.js"), "-c", PG_URL, "-s", "public",
+        "-n", "127.0.0.1", "-p", String(PORT.postgraphile), "--disable-query-log", "--disable-graphiql",
+        "-m", "16"],
+      { NODE_ENV: "production" },
+    ],
+  },
+  apollo: {
+    label: "Apollo Server 5 + dataloader",
+    db: "PostgreSQL",
+    port: PORT.apollo,
+    cmd: () => ["node", [join(BENCH, "apollo/server.mjs")],
+      { NODE_ENV: "production", DATABASE_URL: PG_URL, PORT: String(PORT.apollo), PG_POOL_MAX: "16" }],
+  },
+  "orgql-pg": {
+    label: "orgql",
+    db: "PostgreSQL",
+    port: PORT.orgql,
+    cmd: (extra = []) => [ORGQL_BIN, ["--database-url", PG_URL, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...extra],
+      { JWT_SECRET, RUST_LOG: "warn" }],
+  },
+  "orgql-sqlite": {
+    label: "orgql",
+    db: "SQLite",
+    port: PORT.orgql,
+    cmd: (extra = []) => [ORGQL_BIN, ["--database-url", SQLITE_URL, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...extra],
+      { JWT_SECRET, RUST_LOG: "warn" }],
+  },
+};
+const kindOf = (key) => (key.startsWith("orgql") ? "orgql" : key);
+
+async function post(url, body, token) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url, { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
+  const text = await res.text();
+  try {
+    return { status: res.status, json: JSON.parse(text) };
+  } catch {
+    return { status: res.status, text };
+  }
+}
+
+async function startServer(key, extra) {
+  const s = SERVERS[key];
+  const [cmd, args, extraEnv] = s.cmd(extra);
+  const logFile = join(WORK, `${key}.log`);
+  const out = openSync(logFile, "a");
+  const proc = spawn(cmd, args, { env: { ...env, ...extraEnv }, stdio: ["ignore", out, out] });
+  let exited = null;
+  proc.on("exit", (code, signal) => (exited = { code, signal }));
+  const url = `http://127.0.0.1:${s.port}/graphql`;
+  for (let i = 0; i < 600; i++) {
+    if (exited) throw new Error(`${key} exited (${JSON.stringify(exited)}) at start; see ${logFile}`);
+    try {
+      const r = await post(url, { query: "{ __typename }" });
+      if (r.status === 200) return { key, proc, pid: proc.pid, url, logFile, exited: () => exited };
+    } catch {}
+    await sleep(200);
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`${key} did not answer within 120 s; see ${logFile}`);
+}
+
+async function stopServer(server) {
+  if (server.exited()) return;
+  const gone = new Promise((r) => server.proc.once("exit", r));
+  server.proc.kill("SIGTERM");
+  const t = setTimeout(() => server.proc.kill("SIGKILL"), 15000);
+  await gone;
+  clearTimeout(t);
+}
+
+function peakRssKiB(pid) {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
+
+// ---------------------------------------------------------------------------- load check
+
+// CPU use per process over `ms`, for processes that are not part of this benchmark.
+function cpuTimes() {
+  const out = new Map();
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
+      out.set(pid, { ticks: Number(fields[11]) + Number(fields[12]), cmdline });
+    } catch {}
+  }
+  return out;
+}
+async function otherLoad(ms, oursPids) {
+  const a = cpuTimes();
+  await sleep(ms);
+  const b = cpuTimes();
+  const hz = 100;
+  const others = [];
+  for (const [pid, { ticks, cmdline }] of b) {
+    const before = a.get(pid);
+    if (!before) continue;
+    const pct = ((ticks - before.ticks) / hz / (ms / 1000)) * 100;
+    if (pct < 5) continue;
+    const ours = oursPids.has(Number(pid)) || cmdline.startsWith("wrk ") || cmdline.includes(DB) ||
+      Number(pid) === process.pid;
+    if (!ours) others.push({ pid, pct, cmd: cmdline.slice(0, 80) });
+  }
+  others.sort((x, y) => y.pct - x.pct);
+  return { pct: others.reduce((s, o) => s + o.pct, 0), top: others.slice(0, 3) };
+}
+
+// ---------------------------------------------------------------------------- wrk
+
+function wrk(url, bodyFiles, token, seconds) {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn("wrk", ["-t", String(THREADS), "-c", String(CONNECTIONS), "-d", `${seconds}s`, "--timeout", "30s",
+      "-s", join(BENCH, "wrk/graphql.lua"), url],
+      { env: { ...env, BENCH_BODIES: bodyFiles.join(","), BENCH_TOKEN: token || "" } });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    p.on("exit", (code) => {
+      const m = /BENCH_JSON (\{.*\})/.exec(out);
+      if (code !== 0 || !m) reject(new Error(`wrk failed (${code}): ${out}`));
+      else resolvePromise(JSON.parse(m[1]));
+    });
+  });
+}
+
+async function measure(server, bodyFiles, token, label) {
+  log(`${label}: warm-up ${WARMUP}s`);
+  await wrk(server.url, bodyFiles, token, WARMUP);
+  log(`${label}: measuring ${DURATION}s`);
+  const running = wrk(server.url, bodyFiles, token, DURATION);
+  await sleep(Math.min(3000, DURATION * 300));
+  const load = await otherLoad(2000, new Set([server.pid]));
+  const r = await running;
+  if (server.exited()) throw new Error(`${server.key} died during ${label}; see ${server.logFile}`);
+  r.peakRssKiB = peakRssKiB(server.pid);
+  r.otherCpuPct = load.pct;
+  r.otherTop = load.top;
+  r.loadavg = os.loadavg()[0];
+  const errs = r.errors_connect + r.errors_read + r.errors_write + r.errors_status + r.errors_timeout;
+  r.failed = errs + r.bad_responses;
+  log(`${label}: ${r.rps.toFixed(1)} req/s, p50 ${(r.p50_us / 1000).toFixed(2)} ms, p99 ${(r.p99_us / 1000).toFixed(2)} ms, ` +
+    `peak RSS ${(r.peakRssKiB / 1024).toFixed(1)} MiB, failed ${r.failed}, other CPU ${load.pct.toFixed(0)}%`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------- seeding
+
+async function seedOne(key) {
+  const server = await startServer(key, ["--login-attempts-per-username", "1000000", "--login-attempts-per-address", "1000000"]);
+  try {
+    const t = Date.now();
+    const out = run("node", [join(BENCH, "seed/seed.mjs"), server.url]);
+    const summary = JSON.parse(out.trim().split("\n").pop());
+    log(`seeded ${key} through the API in ${((Date.now() - t) / 1000).toFixed(0)} s: ${JSON.stringify(summary.seconds)}`);
+    return summary;
+  } finally {
+    await stopServer(server);
+  }
+}
+
+async function seed() {
+  const seeded = {};
+  if (want("postgraphile") || want("apollo") || want("orgql-pg") || want("keyset")) {
+    log(`PostgreSQL: re-creating database ${DB}`);
+    psql("postgres", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    psql("postgres", `CREATE DATABASE ${DB}`);
+    seeded.pg = await seedOne("orgql-pg");
+    const t = Date.now();
+    run("psql", ["-X", "-q", PG_URL, "-f", join(BENCH, "seed/keyset-postgres.sql")]);
+    log(`PostgreSQL: bulk keyset members inserted with SQL in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  }
+  if (want("orgql-sqlite") || want("keyset")) {
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(SQLITE_FILE + suffix, { force: true });
+    seeded.sqlite = await seedOne("orgql-sqlite");
+    const t = Date.now();
+    run("sqlite3", [SQLITE_FILE], { input: readFileSync(join(BENCH, "seed/keyset-sqlite.sql")) });
+    log(`SQLite: bulk keyset members inserted with SQL in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  }
+  return seeded;
+}
+
+function counts() {
+  const q = {
+    organizations: "SELECT count(*) FROM organization",
+    users: "SELECT count(*) FROM user_account",
+    memberships: "SELECT count(*) FROM membership",
+    datasets: "SELECT count(*) FROM dataset",
+    collaborators: "SELECT count(*) FROM collaborator",
+  };
+  const out = {};
+  for (const [k, sql] of Object.entries(q)) {
+    out[k] = {};
+    if (want("postgraphile") || want("apollo") || want("orgql-pg") || want("keyset")) out[k].pg = Number(psql(DB, sql));
+    if (existsSync(SQLITE_FILE)) out[k].sqlite = Number(run("sqlite3", [SQLITE_FILE, sql]).trim());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------- checks
+
+const EXPECTED_NESTED = JSON.stringify(
+  SHAPE.organizations().map((org, o) => ({
+    org,
+    members: [SHAPE.viewer, ...SHAPE.users().slice(o * 49, o * 49 + 49)].sort(),
+    datasets: SHAPE.datasets().filter((d) => d.owner === org).map((d) => d.name),
+  })),
+);
+const EXPECTED_MEMBERS = JSON.stringify([SHAPE.viewer, ...SHAPE.users().slice(0, 49)].sort().slice(0, 20));
+
+async function check(server, body, token, expect, shape) {
+  const r = await post(server.url, body, token);
+  if (r.status !== 200 || !r.json || r.json.errors) {
+    throw new Error(`${server.key} refused a benchmark query (HTTP ${r.status}): ${JSON.stringify(r.json?.errors ?? r.text)}`);
+  }
+  const got = JSON.stringify(shape(r.json.data));
+  if (got !== expect) throw new Error(`${server.key} answered a different shape:\n got ${got.slice(0, 400)}\nwant ${expect.slice(0, 400)}`);
+  return JSON.stringify(r.json).length;
+}
+
+async function logIn(server, username) {
+  const r = await post(server.url, {
+    query: `mutation($input: LogInInput!) { logIn(input: $input) { token } }`,
+    variables: { input: { username, password: PASSWORD } },
+  });
+  if (!r.json?.data?.logIn) throw new Error(`logIn as ${username} failed: ${JSON.stringify(r.json ?? r.text)}`);
+  return r.json.data.logIn.token;
+}
+
+function bodyFile(name, query, variables) {
+  const path = join(WORK, `${name}.json`);
+  writeFileSync(path, JSON.stringify(variables ? { query, variables } : { query }));
+  return path;
+}
+
+// ---------------------------------------------------------------------------- the runs
+
+async function runServer(key, results) {
+  const kind = kindOf(key);
+  const Q = QUERIES[kind];
+  for (const workload of ["nested", "mix"]) {
+    const server = await startServer(key);
+    try {
+      const token = kind === "orgql" ? await logIn(server, SHAPE.viewer) : null;
+      let files;
+      let bytes;
+      if (workload === "nested") {
+        files = [bodyFile(`${kind}-nested`, Q.nested)];
+        bytes = await check(server, { query: Q.nested }, token, EXPECTED_NESTED, (d) =>
+          nestedShape(kind, d).sort((a, b) => (a.org < b.org ? -1 : 1)));
+      } else {
+        files = [bodyFile(`${kind}-viewer`, Q.viewer), bodyFile(`${kind}-members`, Q.members)];
+        await check(server, { query: Q.members }, token, EXPECTED_MEMBERS, (d) => membersShape(kind, d));
+        const v = await post(server.url, { query: Q.viewer }, token);
+        if (v.json?.errors || !JSON.stringify(v.json).includes(`"${SHAPE.viewer}"`)) {
+          throw new Error(`${key}: viewer query failed: ${JSON.stringify(v.json ?? v.text)}`);
+        }
+        bytes = null;
+      }
+      const r = await measure(server, files, token, `${SERVERS[key].label} (${SERVERS[key].db}) ${workload}`);
+      results.push({ key, workload, server: SERVERS[key].label, db: SERVERS[key].db, responseBytes: bytes, ...r });
+    } finally {
+      await stopServer(server);
+    }
+  }
+}
+
+async function runKeyset(key, results) {
+  const server = await startServer(key);
+  try {
+    const token = await logIn(server, SHAPE.keysetAdmin);
+    for (const [org, size] of [[SHAPE.keysetSmall, SHAPE.keysetSmallMembers], [SHAPE.keysetLarge, SHAPE.keysetLargeMembers]]) {
+      // "Deep inside": after the member at 3/4 of the list (members are bench-keyset, then
+      // kl-000001 … in username order), so both pages are full pages of 20.
+      const position = Math.floor(size * 0.75) - 1; // kl-<position> is at index `position`
+      const afterKey = SHAPE.keysetUser(position);
+      const variables = { org, after: keyCursor(afterKey) };
+      const want = JSON.stringify(Array.from({ length: 20 }, (_, i) => SHAPE.keysetUser(position + 1 + i)));
+      await check(server, { query: QUERIES.orgql.keyset, variables }, token, want, (d) => membersShape("orgql", d));
+      const file = bodyFile(`keyset-${org}`, QUERIES.orgql.keyset, variables);
+      const label = `orgql (${SERVERS[key].db}) members(first: 20, after: <${afterKey}>) in ${size.toLocaleString("en")} members`;
+      const r = await measure(server, [file], token, label);
+      results.push({ key, workload: `keyset-${size}`, server: "orgql", db: SERVERS[key].db, members: size, afterKey, ...r });
+    }
+  } finally {
+    await stopServer(server);
+  }
+}
+
+// ---------------------------------------------------------------------------- report
+
+function machine() {
+  const line = (cmd, args) => {
+    try {
+      return run(cmd, args).trim();
+    } catch {
+      return "?";
+    }
+  };
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
+  const mem = /MemTotal:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))[1];
+  return {
+    uname: line("uname", ["-a"]),
+    nproc: line("nproc", []),
+    cpu,
+    memory: `${(Number(mem) / 1024 / 1024).toFixed(1)} GiB`,
+    rustc: line("rustc", ["--version"]),
+    orgql: `${line(ORGQL_BIN, ["--version"])} (commit ${line("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"])}` +
+      `${line("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "entity", "migration", "Cargo.toml", "Cargo.lock"]) ? ", with uncommitted changes" : ""})`,
+    node: process.version,
+    postgres: psql("postgres", "SHOW server_version"),
+    sqlite: `${line("sqlite3", ["--version"]).split(" ")[0]} (CLI, seeding only; orgql links its own)`,
+    wrk: line("sh", ["-c", "wrk -v 2>&1 | head -1"]),
+    postgraphile: JSON.parse(readFileSync(join(BENCH, "postgraphile/node_modules/postgraphile/package.json"), "utf8")).version,
+    apollo: JSON.parse(readFileSync(join(BENCH, "apollo/node_modules/@apollo/server/package.json"), "utf8")).version,
+    dataloader: JSON.parse(readFileSync(join(BENCH, "apollo/node_modules/dataloader/package.json"), "utf8")).version,
+    pg: JSON.parse(readFileSync(join(BENCH, "apollo/node_modules/pg/package.json"), "utf8")).version,
+  };
+}
+
+const ms = (us) => (us / 1000).toFixed(2);
+const mib = (kib) => (kib / 1024).toFixed(1);
+
+function table(results) {
+  const rows = [["workload", "server", "database", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "vs PostGraphile", "failed"]];
+  for (const workload of ["nested", "mix"]) {
+    const base = results.find((r) => r.workload === workload && r.key === "postgraphile");
+    for (const r of results.filter((x) => x.workload === workload)) {
+      rows.push([
+        workload === "nested" ? "nested (20 orgs × 50 members + 20 datasets)" : "small mix (viewer; 20 members)",
+        r.server, r.db, r.rps.toFixed(1), ms(r.p50_us), ms(r.p99_us), mib(r.peakRssKiB),
+        base ? `${(r.rps / base.rps).toFixed(2)}×` : "—", String(r.failed),
+      ]);
+    }
+  }
+  return rows;
+}
+
+function keysetTable(results) {
+  const rows = [["database", "organization", "page", "req/s", "p50 ms", "p99 ms", "p50 vs 100-member page"]];
+  for (const db of ["PostgreSQL", "SQLite"]) {
+    const small = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetSmallMembers}`);
+    for (const r of results.filter((x) => x.db === db && x.workload.startsWith("keyset-"))) {
+      rows.push([db, `${r.members.toLocaleString("en")} members`, `first: 20 after ${r.afterKey}`, r.rps.toFixed(1),
+        ms(r.p50_us), ms(r.p99_us), small ? `${(r.p50_us / small.p50_us).toFixed(2)}×` : "—"]);
+    }
+  }
+  return rows;
+}
+
+function render(rows, markdown) {
+  if (markdown) {
+    return [rows[0], rows[0].map(() => "---"), ...rows.slice(1)].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ")).join("\n");
+}
+
+function targets(results) {
+  const get = (key, workload) => results.find((r) => r.key === key && r.workload === workload);
+  const out = [];
+  for (const w of ["nested", "mix"]) {
+    const pgl = get("postgraphile", w);
+    const o = get("orgql-pg", w);
+    const s = get("orgql-sqlite", w);
+    if (pgl && o) {
+      const ratio = o.rps / pgl.rps;
+      out.push(`${ratio >= 5 && o.p99_us < pgl.p99_us && o.peakRssKiB < pgl.peakRssKiB ? "MET   " : "MISSED"} ${w}: orgql on PostgreSQL ≥ 5× PostGraphile's req/s with lower p99 and peak RSS ` +
+        `(${ratio.toFixed(2)}×; p99 ${ms(o.p99_us)} vs ${ms(pgl.p99_us)} ms; RSS ${mib(o.peakRssKiB)} vs ${mib(pgl.peakRssKiB)} MiB)`);
+    }
+    if (o && s) {
+      out.push(`${s.rps >= o.rps ? "MET   " : "MISSED"} ${w}: orgql on SQLite at least as fast as on PostgreSQL ` +
+        `(${s.rps.toFixed(1)} vs ${o.rps.toFixed(1)} req/s)`);
+    }
+  }
+  for (const db of ["PostgreSQL", "SQLite"]) {
+    const small = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetSmallMembers}`);
+    const large = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetLargeMembers}`);
+    if (small && large) {
+      const f = large.p50_us / small.p50_us;
+      out.push(`${f <= 2 ? "MET   " : "MISSED"} keyset (${db}): the 100,000-member page within 2× of the 100-member page ` +
+        `(p50 ${ms(large.p50_us)} vs ${ms(small.p50_us)} ms = ${f.toFixed(2)}×; req/s ${large.rps.toFixed(1)} vs ${small.rps.toFixed(1)})`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------- main
+
+const started = new Date();
+const m = machine();
+log(`machine: ${m.uname}; ${m.nproc} cores; ${m.memory}`);
+const before = await otherLoad(2000, new Set());
+log(`other processes' CPU before the run: ${before.pct.toFixed(0)}%`);
+
+let seeded = null;
+if (env.BENCH_REUSE === "1") log("BENCH_REUSE=1: using the databases of an earlier run");
+else seeded = await seed();
+const dataCounts = counts();
+log(`data: ${JSON.stringify(dataCounts)}`);
+
+const results = [];
+const failures = [];
+for (const key of ["postgraphile", "apollo", "orgql-pg", "orgql-sqlite"]) {
+  if (!want(key)) continue;
+  try {
+    await runServer(key, results);
+  } catch (e) {
+    log(`FAILED ${key}: ${e.message}`);
+    failures.push(`${key}: ${e.message}`);
+  }
+}
+if (want("keyset")) {
+  for (const key of ["orgql-pg", "orgql-sqlite"]) {
+    try {
+      await runKeyset(key, results);
+    } catch (e) {
+      log(`FAILED keyset ${key}: ${e.message}`);
+      failures.push(`keyset ${key}: ${e.message}`);
+    }
+  }
+}
+
+const main = table(results);
+const keyset = keysetTable(results);
+const goals = targets(results);
+console.log(`\norgql benchmark — wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per row, each server alone\n`);
+console.log(render(main, false));
+console.log(`\nKeyset pagination (orgql): members(first: 20, after: <cursor at 3/4 of the list>)\n`);
+console.log(render(keyset, false));
+console.log(`\nTargets (reported, not asserted):\n${goals.map((g) => `  ${g}`).join("\n")}`);
+if (failures.length) console.log(`\nFAILURES:\n${failures.map((f) => `  ${f}`).join("\n")}`);
+
+const maxOther = Math.max(before.pct, ...results.map((r) => r.otherCpuPct));
+const busy = results.filter((r) => r.otherCpuPct >= 20);
+if (env.BENCH_NO_RESULTS !== "1") {
+  const date = started.toISOString().slice(0, 10);
+  let file = join(BENCH, "results", `${date}.md`);
+  for (let i = 2; existsSync(file); i++) file = join(BENCH, "results", `${date}-${i}.md`);
+  const md = `# orgql benchmark, ${started.toISOString().slice(0, 16).replace("T", " ")} UTC
+
+Made by \`bench/run.sh\` (see bench/README.md). wrk ${THREADS} threads, ${CONNECTIONS} connections,
+${WARMUP} s warm-up then ${DURATION} s measured per row; each server runs alone while measured and is
+restarted for each workload, so "peak RSS" (VmHWM of the server process; PostgreSQL's own
+memory is not counted) covers one warm-up and one measured run. "failed" counts socket
+errors, non-200 answers and answers carrying GraphQL \`errors\`. "vs PostGraphile" is req/s
+relative to PostGraphile on the same workload.
+
+## Results
+
+${render(main, true)}
+
+### Keyset pagination at scale (orgql)
+
+\`members(first: 20, after: …)\` with the cursor of the member at 3/4 of the list, in an
+organization of 100 members and in one of 100,000 (bulk-inserted with SQL).
+
+${render(keyset, true)}
+
+### Targets (reported, not asserted)
+
+${goals.map((g) => `- ${g}`).join("\n")}
+${failures.length ? `\n### Failures\n\n${failures.map((f) => `- ${f}`).join("\n")}\n` : ""}
+## Machine
+
+- \`uname -a\`: ${m.uname}
+- \`nproc\`: ${m.nproc}; CPU: ${m.cpu}; memory: ${m.memory}
+- wrk, the servers and PostgreSQL ${DB === "orgql_bench" ? "" : `(database ${DB}) `}share these cores.
+- orgql: ${m.orgql}, release build; ${m.rustc}
+- PostgreSQL ${m.postgres}; SQLite: ${m.sqlite}
+- Node ${m.node}; PostGraphile ${m.postgraphile}; @apollo/server ${m.apollo}, dataloader ${m.dataloader}, pg ${m.pg}
+- ${m.wrk}
+
+### Other load on the machine
+
+CPU used by processes outside the benchmark (sampled for 2 s in each measured run; 100% = one
+core): before the run ${before.pct.toFixed(0)}%, highest during a run ${maxOther.toFixed(0)}%.
+${busy.length
+    ? `**The machine was busy with other work during ${busy.length} of ${results.length} runs** (numbers there are lower than on an idle machine):\n\n${busy.map((r) => `- ${r.server} (${r.db}) ${r.workload}: ${r.otherCpuPct.toFixed(0)}% — ${r.otherTop.map((t) => `\`${t.cmd}\` ${t.pct.toFixed(0)}%`).join(", ")}`).join("\n")}`
+    : "No other process used noticeable CPU during the measured runs."}
+${before.top.length ? `\nBefore the run: ${before.top.map((t) => `\`${t.cmd}\` ${t.pct.toFixed(0)}%`).join(", ")}\n` : ""}
+## Data
+
+${seeded ? `Seeded through orgql's API: PostgreSQL ${JSON.stringify(seeded.pg?.seconds ?? {})} s, SQLite ${JSON.stringify(seeded.sqlite?.seconds ?? {})} s (signUps / addMember / createDataset phases).` : "Reused from an earlier run (BENCH_REUSE=1)."}
+
+| table | PostgreSQL | SQLite |
+| --- | --- | --- |
+${Object.entries(dataCounts).map(([k, v]) => `| ${k} | ${v.pg ?? "—"} | ${v.sqlite ?? "—"} |`).join("\n")}
+
+### Raw numbers
+
+\`\`\`json
+${JSON.stringify(results.map(({ otherTop, ...r }) => r), null, 1)}
+\`\`\`
+`;
+  writeFileSync(file, md);
+  console.log(`\nwritten: ${file.slice(ROOT.length + 1)}`);
+}
+process.exit(failures.length ? 1 : 0);
