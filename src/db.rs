@@ -14,6 +14,14 @@ use entity::server_setting;
 /// How long a statement waits for SQLite's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request waits for a pooled connection, opening one included. This is what
+/// bounds a request when the database is unreachable: a refused connection is retried with
+/// backoff until then (so an outage shorter than this is invisible), a silent one is given up
+/// then; either way the request answers `INTERNAL_SERVER_ERROR` and `/health` 503 well within
+/// the request timeout (30 s by default). (sea-orm's `connect_timeout` sets the same sqlx
+/// setting, so only this one is set.)
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens a pool on `url`. SQLite files are created on first use and run in WAL mode with a
 /// busy timeout and foreign keys on.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
@@ -21,8 +29,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     options
         .max_connections(max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // Ping a pooled connection before handing it out: after the database went away and
+        // came back, dead connections are found and replaced, so the server recovers without
+        // a restart (and a connection silenced by a partition times out at acquiring instead
+        // of hanging a request). sea-orm's default, spelled out because recovery relies on it.
+        .test_before_acquire(true)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.create_if_missing(true)
