@@ -7,8 +7,13 @@
 //   DATABASE_URL=postgres://… PORT=4001 node server.mjs
 import { ApolloServer } from "@apollo/server";
 import { startStandaloneServer } from "@apollo/server/standalone";
+import { ApolloServerPluginCacheControlDisabled } from "@apollo/server/plugin/disabled";
 import DataLoader from "dataloader";
 import pg from "pg";
+
+// Timestamps stay text until a resolver asks for one (no Date for every row fetched).
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (text) => text);
+const iso = (text) => new Date(text).toISOString();
 
 const db = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.PG_POOL_MAX || 16) });
 
@@ -121,12 +126,12 @@ const page = (loader) => (parent, { first, after }, { loaders: l }) =>
 const resolvers = {
   Query: { user: accountByName("USER"), organization: accountByName("ORGANIZATION") },
   User: {
-    createdAt: (a) => a.created_at.toISOString(),
+    createdAt: (a) => iso(a.created_at),
     memberships: (a, _, { loaders: l }) => l.memberships.load(a.id),
   },
   Organization: {
     displayName: (a) => a.display_name,
-    createdAt: (a) => a.created_at.toISOString(),
+    createdAt: (a) => iso(a.created_at),
     members: page("members"),
     datasets: page("datasets"),
   },
@@ -134,12 +139,17 @@ const resolvers = {
     user: (m, _, { loaders: l }) => l.account.load(m.user_id),
     organization: (m, _, { loaders: l }) => l.account.load(m.organization_id),
     defaultDatasetRole: (m) => m.default_dataset_role,
-    joinedAt: (m) => m.joined_at.toISOString(),
+    joinedAt: (m) => iso(m.joined_at),
   },
-  Dataset: { createdAt: (d) => d.created_at.toISOString() },
+  Dataset: { createdAt: (d) => iso(d.created_at) },
 };
 
-const server = new ApolloServer({ typeDefs, resolvers });
+const server = new ApolloServer({
+  typeDefs,
+  resolvers,
+  // No per-field cache-control hints are computed (nothing here uses them).
+  plugins: [ApolloServerPluginCacheControlDisabled()],
+});
 const { url } = await startStandaloneServer(server, {
   listen: { host: "127.0.0.1", port: Number(process.env.PORT || 4001) },
   context: async () => ({ loaders: loaders() }),
