@@ -58,7 +58,7 @@ pub struct Config {
 
     /// Maximum complexity of a query: each field costs 1, and a connection field costs
     /// `first` (default 20) times its selection.
-    #[arg(long, env = "ORGQL_MAX_COMPLEXITY", default_value_t = 50_000)]
+    #[arg(long, env = "ORGQL_MAX_COMPLEXITY", default_value_t = 200_000)]
     pub max_complexity: usize,
 
     /// Maximum number of aliased fields in one document.
@@ -92,6 +92,11 @@ pub struct Config {
     /// `logIn` attempts allowed per client address per minute (then `RATE_LIMITED`).
     #[arg(long, env = "ORGQL_LOGIN_PER_ADDRESS", default_value_t = 60)]
     pub login_attempts_per_address: u32,
+
+    /// Extra time a DataLoader batch waits for keys after its request's executor has gone
+    /// idle, in microseconds (batches already gather every key of a tick; see `src/tick.rs`).
+    #[arg(long, env = "ORGQL_LOADER_DELAY_US", default_value_t = 0)]
+    pub loader_delay_micros: u64,
 
     /// Print the GraphQL schema (SDL, sorted) and exit.
     #[arg(long)]

@@ -13,6 +13,11 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Signs and checks tokens.
     pub keys: TokenKeys,
+    /// How many SQL statements the server has run (for metrics and the statement-count
+    /// test).
+    pub statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// How long loaders gather keys before a batch runs.
+    pub loader_delay: std::time::Duration,
     /// Limits `logIn` attempts.
     pub login_limiter: crate::ratelimit::LoginLimiter,
     /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).

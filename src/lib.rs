@@ -14,11 +14,13 @@ pub mod loaders;
 pub mod newtypes;
 pub mod node;
 pub mod organizations;
+pub mod pages;
 pub mod policy;
 pub mod ratelimit;
 pub mod relay;
 pub mod roles;
 pub mod schema;
 mod server;
+pub mod tick;
 
 pub use server::{Application, build_state};

@@ -20,20 +20,22 @@ pub fn load_error(err: LoadError) -> ApiError {
     ApiError::internal(err.to_string())
 }
 
-fn db_error(err: sea_orm::DbErr) -> LoadError {
+pub(crate) fn db_error(err: sea_orm::DbErr) -> LoadError {
     tracing::error!(error = %err, "loader query failed");
     Arc::new(err.into())
 }
 
-/// Loads rows by key; one instance per request.
+/// Loads rows by key; one instance per request, for one viewer (whose visibility rules the
+/// dataset pages apply).
 pub struct DbLoader {
-    db: DatabaseConnection,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) viewer: Option<i64>,
 }
 
 impl DbLoader {
-    /// A loader over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        DbLoader { db }
+    /// A loader over `db` for `viewer` (`None`: anonymous).
+    pub fn new(db: DatabaseConnection, viewer: Option<i64>) -> Self {
+        DbLoader { db, viewer }
     }
 }
 

@@ -1,11 +1,14 @@
 //! Relay conventions: global object IDs and keyset-paginated connections.
 
 use async_graphql::connection::{Connection, CursorType, Edge};
-use async_graphql::{ID, OutputType, SimpleObject};
+use async_graphql::{Context, ID, Object, OutputType};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::context::ContextExt;
 use crate::error::{ApiError, ApiResult};
+use crate::loaders::load_error;
+use crate::pages::{CollaboratorCount, CountKey, DatasetCount, MemberCount};
 
 /// The kinds of object `node(id:)` can fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,11 +120,32 @@ impl CursorType for KeyCursor {
     }
 }
 
-/// Fields every connection of ours has beside Relay's.
-#[derive(SimpleObject)]
-pub struct ConnectionTotal {
+/// What a connection's `totalCount` counts; loaded (batched) only when asked for.
+#[derive(Clone, Copy, Debug)]
+pub enum ConnectionTotal {
+    /// An organization's members.
+    Members(i64),
+    /// A dataset's collaborators.
+    Collaborators(i64),
+    /// An owner's datasets the viewer may see.
+    Datasets(i64),
+}
+
+#[Object]
+impl ConnectionTotal {
     /// How many nodes the whole list has (that the viewer may see), across all pages.
-    pub total_count: u64,
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        let loader = ctx.loader();
+        let count = match *self {
+            ConnectionTotal::Members(id) => loader.load_one::<MemberCount>(CountKey(id)).await,
+            ConnectionTotal::Collaborators(id) => {
+                loader.load_one::<CollaboratorCount>(CountKey(id)).await
+            }
+            ConnectionTotal::Datasets(id) => loader.load_one::<DatasetCount>(CountKey(id)).await,
+        }
+        .map_err(load_error)?;
+        Ok(count.unwrap_or(0))
+    }
 }
 
 /// A Relay connection of `Node`s with `nodes` and `totalCount`.
@@ -131,15 +155,11 @@ pub type KeyConnection<Node> = Connection<KeyCursor, Node, ConnectionTotal>;
 pub fn page<Node: OutputType>(
     args: &PageArgs,
     mut rows: Vec<(String, Node)>,
-    total_count: u64,
+    total: ConnectionTotal,
 ) -> KeyConnection<Node> {
     let has_next = rows.len() as u64 > args.first;
     rows.truncate(args.first as usize);
-    let mut connection = Connection::with_additional_fields(
-        args.after.is_some(),
-        has_next,
-        ConnectionTotal { total_count },
-    );
+    let mut connection = Connection::with_additional_fields(args.after.is_some(), has_next, total);
     connection.edges.extend(
         rows.into_iter()
             .map(|(key, node)| Edge::new(KeyCursor(key), node)),

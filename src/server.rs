@@ -30,6 +30,7 @@ use crate::context::AppState;
 use crate::loaders::DbLoader;
 use crate::ratelimit::ClientAddr;
 use crate::schema::{OrgqlSchema, configured_schema_builder};
+use crate::tick::{TickScheduler, Ticked};
 
 /// The shortest JWT secret accepted.
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -46,7 +47,13 @@ struct Shared {
 
 /// Connects to the database, runs migrations, and settles the token secret.
 pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
-    let db = crate::db::connect(&config.database_url, config.db_max_connections).await?;
+    let mut db = crate::db::connect(&config.database_url, config.db_max_connections).await?;
+    let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = statements.clone();
+    db.set_metric_callback(move |info| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::trace!(target: "orgql::sql", elapsed = ?info.elapsed, sql = %info.statement.sql);
+    });
     crate::db::migrate(&db).await?;
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
@@ -81,6 +88,8 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
     Ok(Arc::new(AppState {
         db,
+        statements,
+        loader_delay: Duration::from_micros(config.loader_delay_micros),
         keys,
         login_limiter: crate::ratelimit::LoginLimiter::new(
             config.login_attempts_per_username,
@@ -267,7 +276,18 @@ async fn execute(
             "the token is invalid or expired: sign in again",
         );
     };
-    let loader = || DataLoader::new(DbLoader::new(shared.state.db.clone()), tokio::spawn);
+    // Loaders batch per tick of this request's executor (see `crate::tick`).
+    let scheduler = Arc::new(TickScheduler::default());
+    let loader = || {
+        DataLoader::new(
+            DbLoader::new(shared.state.db.clone(), viewer.user_id()),
+            scheduler.spawner(),
+        )
+        .delay(shared.state.loader_delay)
+        // Every key of one level in one statement (well under SQLite's and PostgreSQL's
+        // bind-parameter limits).
+        .max_batch_size(10_000)
+    };
     let client = ClientAddr(client.ip());
     let request = match request {
         BatchRequest::Single(r) => BatchRequest::Single(r.data(viewer).data(client).data(loader())),
@@ -277,7 +297,7 @@ async fn execute(
                 .collect(),
         ),
     };
-    let response = shared.schema.execute_batch(request).await;
+    let response = Ticked::new(shared.schema.execute_batch(request), scheduler).await;
     GraphQLResponse::from(finish(response)).into_response()
 }
 

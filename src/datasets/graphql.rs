@@ -2,10 +2,6 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Query;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
 
 use entity::roles::OrganizationRole;
 use entity::{account, collaborator, dataset};
@@ -16,8 +12,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, load_error};
 use crate::newtypes::DatasetName;
 use crate::node::AccountInterface;
+use crate::pages::{CollaboratorPage, DatasetPage};
 use crate::policy::{DatasetAction, dataset_allows};
-use crate::relay::{KeyConnection, NodeKind, PageArgs, global_id, page};
+use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, page};
 use crate::roles::DatasetRole;
 
 /// A page of datasets.
@@ -64,58 +61,29 @@ pub(crate) async fn viewer_dataset_role(
     ))
 }
 
-/// The datasets `owner` owns that the viewer may see, one page of them in name order.
+/// The datasets `owner` owns that the viewer may see, one page of them in name order
+/// (batched with every other owner's page in the request; visibility is decided in SQL).
 pub(crate) async fn owned_datasets(
     ctx: &Context<'_>,
     owner: &account::Model,
     args: &PageArgs,
 ) -> ApiResult<DatasetConnection> {
-    let viewer = ctx.viewer().user_id();
-    let sees_all = match viewer {
-        None => false,
-        Some(viewer) if viewer == owner.id => true,
-        Some(viewer) => ctx
-            .loader()
-            .load_one(MembershipKey {
-                organization_id: owner.id,
-                user_id: viewer,
-            })
-            .await
-            .map_err(load_error)?
-            .is_some_and(|m| m.role == OrganizationRole::Admin),
-    };
-    let mut visible = Condition::all().add(dataset::Column::OwnerId.eq(owner.id));
-    if !sees_all {
-        let mut either = Condition::any().add(dataset::Column::Public.eq(true));
-        if let Some(viewer) = viewer {
-            either = either.add(
-                dataset::Column::Id.in_subquery(
-                    Query::select()
-                        .column(collaborator::Column::DatasetId)
-                        .from(collaborator::Entity)
-                        .and_where(collaborator::Column::UserId.eq(viewer))
-                        .to_owned(),
-                ),
-            );
-        }
-        visible = visible.add(either);
-    }
-    let mut query = dataset::Entity::find()
-        .filter(visible.clone())
-        .order_by_asc(dataset::Column::NameKey)
-        .limit(args.limit());
-    if let Some(after) = &args.after {
-        query = query.filter(dataset::Column::NameKey.gt(after.as_str()));
-    }
-    let db = ctx.db();
-    let rows = query.all(db).await?;
-    let total = dataset::Entity::find().filter(visible).count(db).await?;
+    let rows = ctx
+        .loader()
+        .load_one(DatasetPage {
+            parent: owner.id,
+            after: args.after.clone(),
+            limit: args.limit(),
+        })
+        .await
+        .map_err(load_error)?
+        .unwrap_or_default();
     Ok(page(
         args,
         rows.into_iter()
             .map(|d| (d.name_key.clone(), Dataset(d)))
             .collect(),
-        total,
+        ConnectionTotal::Datasets(owner.id),
     ))
 }
 
@@ -211,26 +179,22 @@ impl Dataset {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        let db = ctx.db();
-        let mut query = collaborator::Entity::find()
-            .filter(collaborator::Column::DatasetId.eq(self.0.id))
-            .order_by_asc(collaborator::Column::UsernameKey)
-            .limit(args.limit());
-        if let Some(after) = &args.after {
-            query = query.filter(collaborator::Column::UsernameKey.gt(after.as_str()));
-        }
-        let rows = query.all(db).await.map_err(ApiError::from)?;
-        let total = collaborator::Entity::find()
-            .filter(collaborator::Column::DatasetId.eq(self.0.id))
-            .count(db)
+        let rows = ctx
+            .loader()
+            .load_one(CollaboratorPage {
+                parent: self.0.id,
+                after: args.after.clone(),
+                limit: args.limit(),
+            })
             .await
-            .map_err(ApiError::from)?;
+            .map_err(load_error)?
+            .unwrap_or_default();
         Ok(page(
             &args,
             rows.into_iter()
                 .map(|c| (c.username_key.clone(), Collaborator(c)))
                 .collect(),
-            total,
+            ConnectionTotal::Collaborators(self.0.id),
         ))
     }
 }

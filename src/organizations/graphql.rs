@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, Guard, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use entity::{account, membership};
 
@@ -12,8 +11,9 @@ use crate::datasets::{self, DatasetConnection};
 use crate::error::ApiError;
 use crate::loaders::{AccountId, MembershipKey, OrganizationRowId, load_error};
 use crate::newtypes::Username;
+use crate::pages::MemberPage;
 use crate::policy::{OrgAction, org_allows};
-use crate::relay::{KeyConnection, NodeKind, PageArgs, global_id, page};
+use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, page};
 use crate::roles::{DatasetRole, OrganizationRole};
 
 /// A shared account that owns datasets; users join it as members.
@@ -98,26 +98,22 @@ impl Organization {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        let db = ctx.db();
-        let mut query = membership::Entity::find()
-            .filter(membership::Column::OrganizationId.eq(self.0.id))
-            .order_by_asc(membership::Column::UsernameKey)
-            .limit(args.limit());
-        if let Some(after) = &args.after {
-            query = query.filter(membership::Column::UsernameKey.gt(after.as_str()));
-        }
-        let rows = query.all(db).await.map_err(ApiError::from)?;
-        let total = membership::Entity::find()
-            .filter(membership::Column::OrganizationId.eq(self.0.id))
-            .count(db)
+        let rows = ctx
+            .loader()
+            .load_one(MemberPage {
+                parent: self.0.id,
+                after: args.after.clone(),
+                limit: args.limit(),
+            })
             .await
-            .map_err(ApiError::from)?;
+            .map_err(load_error)?
+            .unwrap_or_default();
         Ok(page(
             &args,
             rows.into_iter()
                 .map(|m| (m.username_key.clone(), Member(m)))
                 .collect(),
-            total,
+            ConnectionTotal::Members(self.0.id),
         ))
     }
 

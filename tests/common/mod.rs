@@ -194,7 +194,11 @@ pub async fn spawn_app(backend: &Backend) -> (TestApp, TestDatabase) {
 
 fn init_tracing() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+        let filter = std::env::var("TEST_LOG")
+            .ok()
+            .filter(|f| f.contains('='))
+            .unwrap_or_else(|| "info".into());
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     }
 }
 

@@ -1,0 +1,406 @@
+//! Batched keyset pages: every connection field of one request (all organizations' members,
+//! all datasets' collaborators, all owners' datasets) is answered by one statement per kind
+//! of connection and page request, and `totalCount` by one more — a number fixed by the
+//! query's shape, never by how many parents there are.
+//!
+//! A page is always an index range scan: on PostgreSQL each parent's page is a `LATERAL`
+//! subquery (`… ORDER BY key LIMIT n` on the `(parent, key)` index); on SQLite, which has no
+//! `LATERAL`, one parent is the same plain query and several are numbered with
+//! `ROW_NUMBER() OVER (PARTITION BY parent …)`.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+
+use entity::{collaborator, dataset, membership};
+
+use crate::loaders::{DbLoader, LoadError, db_error};
+
+/// A SQL statement being written, with placeholders in the backend's style.
+struct Sql {
+    backend: DbBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn new(backend: DbBackend) -> Self {
+        Sql {
+            backend,
+            text: String::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => {
+                let n = self.values.len();
+                self.text.push_str(&format!("${n}"));
+            }
+            _ => self.text.push('?'),
+        }
+        self
+    }
+
+    fn bind_list(&mut self, ids: &[i64]) -> &mut Self {
+        self.push("(");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(*id);
+        }
+        self.push(")")
+    }
+
+    fn build(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
+
+/// One kind of paginated child list.
+struct PageSpec {
+    /// The child table.
+    table: &'static str,
+    /// Its columns, as the entity's model reads them.
+    columns: &'static [&'static str],
+    /// The column naming the parent.
+    parent: &'static str,
+    /// The sort key (unique per parent).
+    key: &'static str,
+}
+
+const MEMBERS: PageSpec = PageSpec {
+    table: "membership",
+    columns: &[
+        "organization_id",
+        "user_id",
+        "username_key",
+        "role",
+        "default_dataset_role",
+        "joined_at",
+    ],
+    parent: "organization_id",
+    key: "username_key",
+};
+
+const COLLABORATORS: PageSpec = PageSpec {
+    table: "collaborator",
+    columns: &["dataset_id", "user_id", "username_key", "role"],
+    parent: "dataset_id",
+    key: "username_key",
+};
+
+const DATASETS: PageSpec = PageSpec {
+    table: "dataset",
+    columns: &[
+        "id",
+        "owner_id",
+        "name",
+        "name_key",
+        "description",
+        "public",
+        "created_at",
+    ],
+    parent: "owner_id",
+    key: "name_key",
+};
+
+/// Appends the condition under which `viewer` may see dataset row `r` (API.md: public, or
+/// owned by the viewer, or owned by an organization the viewer administers, or the viewer
+/// collaborates on it).
+fn visible_datasets(sql: &mut Sql, viewer: Option<i64>) {
+    match viewer {
+        None => {
+            sql.push(" AND r.public = ").bind(true);
+        }
+        Some(viewer) => {
+            sql.push(" AND (r.public = ").bind(true);
+            sql.push(" OR r.owner_id = ").bind(viewer);
+            sql.push(" OR r.owner_id IN (SELECT organization_id FROM membership WHERE user_id = ")
+                .bind(viewer)
+                .push(" AND role = 'ADMIN')");
+            sql.push(" OR r.id IN (SELECT dataset_id FROM collaborator WHERE user_id = ")
+                .bind(viewer)
+                .push("))");
+        }
+    }
+}
+
+fn columns(prefix: &str, spec: &PageSpec) -> String {
+    spec.columns
+        .iter()
+        .map(|c| format!("{prefix}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One statement answering a page (`after`, `limit`) of `spec` rows for each of `parents`.
+fn page_statement(
+    backend: DbBackend,
+    spec: &PageSpec,
+    parents: &[i64],
+    after: Option<&str>,
+    limit: u64,
+    filter: &(dyn Fn(&mut Sql) + Sync),
+) -> Statement {
+    let mut sql = Sql::new(backend);
+    let after_and_filter = |sql: &mut Sql| {
+        if let Some(after) = after {
+            sql.push(&format!(" AND r.{} > ", spec.key))
+                .bind(after.to_owned());
+        }
+        filter(sql);
+    };
+    match (backend, parents) {
+        (DbBackend::Postgres, _) => {
+            sql.push(&format!("SELECT {} FROM (VALUES ", columns("t", spec)));
+            for (i, parent) in parents.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(*parent)
+                    .push("::bigint)");
+            }
+            sql.push(&format!(
+                ") AS p(id) CROSS JOIN LATERAL (SELECT {} FROM {} r WHERE r.{} = p.id",
+                columns("r", spec),
+                spec.table,
+                spec.parent
+            ));
+            after_and_filter(&mut sql);
+            sql.push(&format!(" ORDER BY r.{} LIMIT ", spec.key))
+                .bind(limit as i64)
+                .push(") t");
+        }
+        (_, [parent]) => {
+            sql.push(&format!(
+                "SELECT {} FROM {} r WHERE r.{} = ",
+                columns("r", spec),
+                spec.table,
+                spec.parent
+            ))
+            .bind(*parent);
+            after_and_filter(&mut sql);
+            sql.push(&format!(" ORDER BY r.{} LIMIT ", spec.key))
+                .bind(limit as i64);
+        }
+        _ => {
+            sql.push(&format!(
+                "SELECT {} FROM (SELECT {}, ROW_NUMBER() OVER (PARTITION BY r.{} ORDER BY r.{}) AS rn FROM {} r WHERE r.{} IN ",
+                columns("t", spec),
+                columns("r", spec),
+                spec.parent,
+                spec.key,
+                spec.table,
+                spec.parent
+            ))
+            .bind_list(parents);
+            after_and_filter(&mut sql);
+            sql.push(") t WHERE t.rn <= ").bind(limit as i64);
+        }
+    }
+    sql.build()
+}
+
+/// One statement counting `spec` rows per parent.
+fn count_statement(
+    backend: DbBackend,
+    spec: &PageSpec,
+    parents: &[i64],
+    filter: &(dyn Fn(&mut Sql) + Sync),
+) -> Statement {
+    let mut sql = Sql::new(backend);
+    sql.push(&format!(
+        "SELECT r.{parent} AS parent, COUNT(*) AS n FROM {table} r WHERE r.{parent} IN ",
+        parent = spec.parent,
+        table = spec.table
+    ))
+    .bind_list(parents);
+    filter(&mut sql);
+    sql.push(&format!(" GROUP BY r.{}", spec.parent));
+    sql.build()
+}
+
+/// A request for one page of children of one parent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PageKey<const KIND: u8> {
+    /// The parent's id.
+    pub parent: i64,
+    /// Children whose sort key is greater than this.
+    pub after: Option<String>,
+    /// How many rows to fetch.
+    pub limit: u64,
+}
+
+/// A page of an organization's members.
+pub type MemberPage = PageKey<0>;
+/// A page of a dataset's collaborators.
+pub type CollaboratorPage = PageKey<1>;
+/// A page of an owner's datasets that the request's viewer may see.
+pub type DatasetPage = PageKey<2>;
+
+/// A count of the children of one parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CountKey<const KIND: u8>(pub i64);
+
+/// How many members an organization has.
+pub type MemberCount = CountKey<0>;
+/// How many collaborators a dataset has.
+pub type CollaboratorCount = CountKey<1>;
+/// How many of an owner's datasets the request's viewer may see.
+pub type DatasetCount = CountKey<2>;
+
+impl DbLoader {
+    async fn pages<const KIND: u8, M: FromQueryResult>(
+        &self,
+        spec: &PageSpec,
+        keys: &[PageKey<KIND>],
+        parent_of: impl Fn(&M) -> i64,
+        filter: &(dyn Fn(&mut Sql) + Sync),
+    ) -> Result<HashMap<PageKey<KIND>, Vec<M>>, LoadError> {
+        // Requests with the same page arguments share one statement.
+        let mut groups: HashMap<(Option<&str>, u64), Vec<i64>> = HashMap::new();
+        for key in keys {
+            groups
+                .entry((key.after.as_deref(), key.limit))
+                .or_default()
+                .push(key.parent);
+        }
+        let mut pages: HashMap<PageKey<KIND>, Vec<M>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        let backend = self.db.get_database_backend();
+        for ((after, limit), mut parents) in groups {
+            parents.sort_unstable();
+            parents.dedup();
+            let statement = page_statement(backend, spec, &parents, after, limit, filter);
+            let rows = M::find_by_statement(statement)
+                .all(&self.db)
+                .await
+                .map_err(db_error)?;
+            for row in rows {
+                let key = PageKey {
+                    parent: parent_of(&row),
+                    after: after.map(str::to_owned),
+                    limit,
+                };
+                if let Some(page) = pages.get_mut(&key) {
+                    page.push(row);
+                }
+            }
+        }
+        Ok(pages)
+    }
+
+    async fn counts<const KIND: u8>(
+        &self,
+        spec: &PageSpec,
+        keys: &[CountKey<KIND>],
+        filter: &(dyn Fn(&mut Sql) + Sync),
+    ) -> Result<HashMap<CountKey<KIND>, u64>, LoadError> {
+        let mut parents: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let statement = count_statement(self.db.get_database_backend(), spec, &parents, filter);
+        let rows = self.db.query_all_raw(statement).await.map_err(db_error)?;
+        let mut counts: HashMap<CountKey<KIND>, u64> = keys.iter().map(|k| (*k, 0)).collect();
+        for row in rows {
+            let parent: i64 = row.try_get("", "parent").map_err(db_error)?;
+            let n: i64 = row.try_get("", "n").map_err(db_error)?;
+            counts.insert(CountKey(parent), n as u64);
+        }
+        Ok(counts)
+    }
+}
+
+fn no_filter(_: &mut Sql) {}
+
+impl Loader<MemberPage> for DbLoader {
+    type Value = Vec<membership::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[MemberPage],
+    ) -> Result<HashMap<MemberPage, Self::Value>, Self::Error> {
+        self.pages(
+            &MEMBERS,
+            keys,
+            |m: &membership::Model| m.organization_id,
+            &no_filter,
+        )
+        .await
+    }
+}
+
+impl Loader<CollaboratorPage> for DbLoader {
+    type Value = Vec<collaborator::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[CollaboratorPage],
+    ) -> Result<HashMap<CollaboratorPage, Self::Value>, Self::Error> {
+        self.pages(
+            &COLLABORATORS,
+            keys,
+            |c: &collaborator::Model| c.dataset_id,
+            &no_filter,
+        )
+        .await
+    }
+}
+
+impl Loader<DatasetPage> for DbLoader {
+    type Value = Vec<dataset::Model>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[DatasetPage],
+    ) -> Result<HashMap<DatasetPage, Self::Value>, Self::Error> {
+        let viewer = self.viewer;
+        self.pages(&DATASETS, keys, |d: &dataset::Model| d.owner_id, &|sql| {
+            visible_datasets(sql, viewer)
+        })
+        .await
+    }
+}
+
+impl Loader<MemberCount> for DbLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[MemberCount]) -> Result<HashMap<MemberCount, u64>, Self::Error> {
+        self.counts(&MEMBERS, keys, &no_filter).await
+    }
+}
+
+impl Loader<CollaboratorCount> for DbLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[CollaboratorCount],
+    ) -> Result<HashMap<CollaboratorCount, u64>, Self::Error> {
+        self.counts(&COLLABORATORS, keys, &no_filter).await
+    }
+}
+
+impl Loader<DatasetCount> for DbLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[DatasetCount]) -> Result<HashMap<DatasetCount, u64>, Self::Error> {
+        let viewer = self.viewer;
+        self.counts(&DATASETS, keys, &|sql| visible_datasets(sql, viewer))
+            .await
+    }
+}

@@ -1,0 +1,201 @@
+//! No N+1: the SQL statements one request runs are fixed by the query's shape, whatever the
+//! number of objects on each level.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use common::{Backend, TestApp, TestDatabase, spawn_with, test_config};
+use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
+use entity::{account, collaborator, dataset, membership, organization, user_account};
+use sea_orm::{ActiveValue::NotSet, DatabaseConnection, EntityTrait, Set};
+use serde_json::json;
+
+/// The SPA dashboard: every organization of the viewer with its members and datasets, and
+/// each dataset's owner, the viewer's role and collaborators.
+const DASHBOARD: &str = "{
+  viewer {
+    memberships {
+      role
+      organization {
+        username
+        members(first: 100) { totalCount nodes { role user { username } } }
+        datasets(first: 100) {
+          totalCount
+          nodes {
+            name
+            owner { username }
+            viewerRole
+            collaborators(first: 100) { totalCount nodes { role user { username } } }
+          }
+        }
+      }
+    }
+  }
+}";
+
+/// How many statements the dashboard costs, on every database and at every size.
+pub const DASHBOARD_STATEMENTS: u64 = 15;
+
+async fn insert_chunked<E, A>(db: &DatabaseConnection, rows: Vec<A>)
+where
+    E: EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(1000).collect();
+        E::insert_many(chunk)
+            .exec_without_returning(db)
+            .await
+            .unwrap();
+    }
+}
+
+/// `n` organizations, each with the viewer (admin) and `n - 1` other members (default role
+/// LABELER), `n` datasets created with the fan-out (so `n` collaborators each).
+async fn seed(app: &TestApp, n: usize) -> String {
+    let token = app.sign_up("viewer").await;
+    let db = &app.state().db;
+    let viewer = account::Entity::find()
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the viewer exists");
+    let now = Utc::now();
+    let new_account = |kind, name: String| account::ActiveModel {
+        id: NotSet,
+        kind: Set(kind),
+        username_key: Set(name.to_lowercase()),
+        username: Set(name),
+        created_at: Set(now),
+    };
+    let mut users = vec![viewer.clone()];
+    for i in 1..n {
+        let row = account::Entity::insert(new_account(AccountKind::User, format!("user{i:03}")))
+            .exec_with_returning(db)
+            .await
+            .unwrap();
+        users.push(row);
+    }
+    insert_chunked(
+        db,
+        users[1..]
+            .iter()
+            .map(|u| user_account::ActiveModel {
+                account_id: Set(u.id),
+                email: Set(format!("{}@example.com", u.username)),
+                email_key: Set(format!("{}@example.com", u.username_key)),
+                password_hash: Set("unused".into()),
+            })
+            .collect(),
+    )
+    .await;
+    let mut memberships = Vec::new();
+    let mut datasets = Vec::new();
+    let mut orgs = Vec::new();
+    for o in 0..n {
+        let org =
+            account::Entity::insert(new_account(AccountKind::Organization, format!("org{o:03}")))
+                .exec_with_returning(db)
+                .await
+                .unwrap();
+        organization::Entity::insert(organization::ActiveModel {
+            account_id: Set(org.id),
+            display_name: Set(None),
+        })
+        .exec_without_returning(db)
+        .await
+        .unwrap();
+        for (i, user) in users.iter().enumerate() {
+            memberships.push(membership::ActiveModel {
+                organization_id: Set(org.id),
+                user_id: Set(user.id),
+                username_key: Set(user.username_key.clone()),
+                role: Set(if i == 0 {
+                    OrganizationRole::Admin
+                } else {
+                    OrganizationRole::Member
+                }),
+                default_dataset_role: Set(Some(DatasetRole::Labeler)),
+                joined_at: Set(now),
+            });
+        }
+        for d in 0..n {
+            datasets.push(dataset::ActiveModel {
+                id: NotSet,
+                owner_id: Set(org.id),
+                name: Set(format!("set{d:03}")),
+                name_key: Set(format!("set{d:03}")),
+                description: Set(String::new()),
+                public: Set(d % 2 == 0),
+                created_at: Set(now),
+            });
+        }
+        orgs.push(org);
+    }
+    insert_chunked(db, memberships).await;
+    insert_chunked(db, datasets).await;
+    let all_datasets = dataset::Entity::find().all(db).await.unwrap();
+    let mut collaborators = Vec::new();
+    for d in &all_datasets {
+        for (i, user) in users.iter().enumerate() {
+            collaborators.push(collaborator::ActiveModel {
+                dataset_id: Set(d.id),
+                user_id: Set(user.id),
+                username_key: Set(user.username_key.clone()),
+                role: Set(if i == 0 {
+                    DatasetRole::Admin
+                } else {
+                    DatasetRole::Labeler
+                }),
+            });
+        }
+    }
+    insert_chunked(db, collaborators).await;
+    token
+}
+
+async fn dashboard_statements(backend: &Backend, n: usize) -> u64 {
+    let db = TestDatabase::create(backend).await;
+    let config = test_config(&db.url);
+    let app = spawn_with(config).await;
+    let token = seed(&app, n).await;
+    let before = app.state().statements.load(Ordering::SeqCst);
+    let reply = app.gql(Some(&token), DASHBOARD, json!({})).await;
+    let after = app.state().statements.load(Ordering::SeqCst);
+    // The answer is complete: n organizations × n members, n datasets × n collaborators.
+    let memberships = reply.data("/viewer/memberships").as_array().unwrap();
+    assert_eq!(memberships.len(), n);
+    for m in memberships {
+        let org = &m["organization"];
+        assert_eq!(org["members"]["totalCount"], n);
+        assert_eq!(org["members"]["nodes"].as_array().unwrap().len(), n);
+        assert_eq!(org["datasets"]["totalCount"], n);
+        for d in org["datasets"]["nodes"].as_array().unwrap() {
+            assert_eq!(d["viewerRole"], "ADMIN");
+            assert_eq!(d["owner"]["username"], org["username"]);
+            assert_eq!(d["collaborators"]["nodes"].as_array().unwrap().len(), n);
+        }
+    }
+    app.stop().await;
+    after - before
+}
+
+async fn the_dashboard_costs_the_same_statements_at_every_size(backend: Backend) {
+    let mut counts = Vec::new();
+    let sizes: Vec<usize> = std::env::var("DASHBOARD_SIZES")
+        .map(|v| v.split(',').map(|n| n.parse().unwrap()).collect())
+        .unwrap_or(vec![1, 10, 50]);
+    for n in sizes {
+        let count = dashboard_statements(&backend, n).await;
+        eprintln!("{backend:?}: N = {n}: {count} statements");
+        counts.push((n, count));
+    }
+    for (n, count) in counts {
+        assert_eq!(count, DASHBOARD_STATEMENTS, "N = {n}");
+    }
+}
+
+on_both_databases!(the_dashboard_costs_the_same_statements_at_every_size);
