@@ -9,6 +9,7 @@
 //   ORGQL_BIN       the orgql binary (default ../target/release/orgql)
 //   BENCH_ONLY      comma-separated subset of: postgraphile,apollo,orgql-pg,orgql-sqlite,keyset
 //   BENCH_NO_RESULTS=1  print only, write nothing to bench/results/
+//   BENCH_RESULTS_DIR   write the results file there instead of bench/results/
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readdirSync } from "node:fs";
@@ -140,7 +141,9 @@ function peakRssKiB(pid) {
 
 // ---------------------------------------------------------------------------- load check
 
-// CPU use per process over `ms`, for processes that are not part of this benchmark.
+// CPU time (clock ticks) of every process, to split a run's CPU into the server's,
+// PostgreSQL's (the backends on the benchmark's database), wrk's and everyone else's.
+const TICK_MS = 1000 / Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || 100);
 function cpuTimes() {
   const out = new Map();
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
@@ -148,28 +151,43 @@ function cpuTimes() {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim();
-      out.set(pid, { ticks: Number(fields[11]) + Number(fields[12]), cmdline });
+      out.set(Number(pid), { ticks: Number(fields[11]) + Number(fields[12]), cmdline });
     } catch {}
   }
   return out;
 }
-async function otherLoad(ms, oursPids) {
+// A short name for a foreign process: the program, and for rustc/clippy the crate.
+function shortCmd(cmdline) {
+  const argv = cmdline.split(" ");
+  const prog = argv[0].split("/").pop();
+  const crate = argv.indexOf("--crate-name");
+  if (crate >= 0) return `${prog} (crate ${argv[crate + 1]})`;
+  if (prog.startsWith("postgres:")) return cmdline.slice(0, 60);
+  return `${prog} ${argv.slice(1).join(" ")}`.slice(0, 60).trim();
+}
+function splitCpu(a, b, ms, serverPid) {
+  const out = { serverMs: 0, pgMs: 0, wrkMs: 0, otherMs: 0, others: new Map() };
+  for (const [pid, { ticks, cmdline }] of b) {
+    const d = (ticks - (a.get(pid)?.ticks ?? 0)) * TICK_MS;
+    if (d <= 0 || pid === process.pid || !cmdline) continue; // kernel threads have no cmdline
+    if (pid === serverPid) out.serverMs += d;
+    else if (cmdline.startsWith("postgres:") && cmdline.includes(` ${DB} `)) out.pgMs += d;
+    else if (cmdline.startsWith("wrk ")) out.wrkMs += d;
+    else if (cmdline.startsWith("postgres:") && !/ \d+\.\d+\.\d+\.\d+\(\d+\)| \[local\]/.test(cmdline)) continue; // PostgreSQL's own background work
+    else {
+      out.otherMs += d;
+      const k = shortCmd(cmdline);
+      out.others.set(k, (out.others.get(k) ?? 0) + d);
+    }
+  }
+  out.otherPct = (out.otherMs / ms) * 100;
+  out.top = [...out.others].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([cmd, d]) => ({ cmd, pct: (d / ms) * 100 }));
+  return out;
+}
+async function otherLoad(ms) {
   const a = cpuTimes();
   await sleep(ms);
-  const b = cpuTimes();
-  const hz = 100;
-  const others = [];
-  for (const [pid, { ticks, cmdline }] of b) {
-    const before = a.get(pid);
-    if (!before) continue;
-    const pct = ((ticks - before.ticks) / hz / (ms / 1000)) * 100;
-    if (pct < 5) continue;
-    const ours = oursPids.has(Number(pid)) || cmdline.startsWith("wrk ") || cmdline.includes(DB) ||
-      Number(pid) === process.pid;
-    if (!ours) others.push({ pid, pct, cmd: cmdline.slice(0, 80) });
-  }
-  others.sort((x, y) => y.pct - x.pct);
-  return { pct: others.reduce((s, o) => s + o.pct, 0), top: others.slice(0, 3) };
+  return splitCpu(a, cpuTimes(), ms, -1);
 }
 
 // ---------------------------------------------------------------------------- wrk
@@ -194,19 +212,23 @@ async function measure(server, bodyFiles, token, label) {
   log(`${label}: warm-up ${WARMUP}s`);
   await wrk(server.url, bodyFiles, token, WARMUP);
   log(`${label}: measuring ${DURATION}s`);
-  const running = wrk(server.url, bodyFiles, token, DURATION);
-  await sleep(Math.min(3000, DURATION * 300));
-  const load = await otherLoad(2000, new Set([server.pid]));
-  const r = await running;
+  const a = cpuTimes();
+  const t0 = Date.now();
+  const r = await wrk(server.url, bodyFiles, token, DURATION);
+  const cpu = splitCpu(a, cpuTimes(), Date.now() - t0, server.pid);
+  if (r.requests === 0) throw new Error(`${label}: no request completed in ${DURATION} s`);
   if (server.exited()) throw new Error(`${server.key} died during ${label}; see ${server.logFile}`);
   r.peakRssKiB = peakRssKiB(server.pid);
-  r.otherCpuPct = load.pct;
-  r.otherTop = load.top;
+  r.serverCpuMsPerReq = cpu.serverMs / r.requests;
+  r.pgCpuMsPerReq = server.key === "orgql-sqlite" ? null : cpu.pgMs / r.requests;
+  r.wrkCpuPct = (cpu.wrkMs / (Date.now() - t0)) * 100;
+  r.otherCpuPct = cpu.otherPct;
+  r.otherTop = cpu.top;
   r.loadavg = os.loadavg()[0];
   const errs = r.errors_connect + r.errors_read + r.errors_write + r.errors_status + r.errors_timeout;
   r.failed = errs + r.bad_responses;
   log(`${label}: ${r.rps.toFixed(1)} req/s, p50 ${(r.p50_us / 1000).toFixed(2)} ms, p99 ${(r.p99_us / 1000).toFixed(2)} ms, ` +
-    `peak RSS ${(r.peakRssKiB / 1024).toFixed(1)} MiB, failed ${r.failed}, other CPU ${load.pct.toFixed(0)}%`);
+    `peak RSS ${(r.peakRssKiB / 1024).toFixed(1)} MiB, failed ${r.failed}, server CPU ${r.serverCpuMsPerReq.toFixed(2)} ms/req, other CPU ${r.otherCpuPct.toFixed(0)}%`);
   return r;
 }
 
@@ -387,28 +409,41 @@ function machine() {
 const ms = (us) => (us / 1000).toFixed(2);
 const mib = (kib) => (kib / 1024).toFixed(1);
 
-function table(results) {
-  const rows = [["workload", "server", "database", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "vs PostGraphile", "failed"]];
+const cpuMs = (v) => (v == null ? "—" : v.toFixed(2));
+
+function table(results, markdown) {
+  const head = ["workload", "server", "database", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "vs PostGraphile",
+    "server CPU ms/req", "PostgreSQL CPU ms/req", "failed"];
+  if (markdown) head.push("other CPU %");
+  const rows = [head];
   for (const workload of ["nested", "mix"]) {
     const base = results.find((r) => r.workload === workload && r.key === "postgraphile");
     for (const r of results.filter((x) => x.workload === workload)) {
-      rows.push([
+      const row = [
         workload === "nested" ? "nested (20 orgs × 50 members + 20 datasets)" : "small mix (viewer; 20 members)",
         r.server, r.db, r.rps.toFixed(1), ms(r.p50_us), ms(r.p99_us), mib(r.peakRssKiB),
-        base ? `${(r.rps / base.rps).toFixed(2)}×` : "—", String(r.failed),
-      ]);
+        base ? `${(r.rps / base.rps).toFixed(2)}×` : "—", cpuMs(r.serverCpuMsPerReq), cpuMs(r.pgCpuMsPerReq), String(r.failed),
+      ];
+      if (markdown) row.push(r.otherCpuPct.toFixed(0));
+      rows.push(row);
     }
   }
   return rows;
 }
 
-function keysetTable(results) {
-  const rows = [["database", "organization", "page", "req/s", "p50 ms", "p99 ms", "p50 vs 100-member page"]];
+function keysetTable(results, markdown) {
+  const head = ["database", "organization", "page", "req/s", "p50 ms", "p99 ms", "p50 vs 100-member page",
+    "server CPU ms/req", "PostgreSQL CPU ms/req", "failed"];
+  if (markdown) head.push("other CPU %");
+  const rows = [head];
   for (const db of ["PostgreSQL", "SQLite"]) {
     const small = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetSmallMembers}`);
     for (const r of results.filter((x) => x.db === db && x.workload.startsWith("keyset-"))) {
-      rows.push([db, `${r.members.toLocaleString("en")} members`, `first: 20 after ${r.afterKey}`, r.rps.toFixed(1),
-        ms(r.p50_us), ms(r.p99_us), small ? `${(r.p50_us / small.p50_us).toFixed(2)}×` : "—"]);
+      const row = [db, `${r.members.toLocaleString("en")} members`, `first: 20 after ${r.afterKey}`, r.rps.toFixed(1),
+        ms(r.p50_us), ms(r.p99_us), small ? `${(r.p50_us / small.p50_us).toFixed(2)}×` : "—",
+        cpuMs(r.serverCpuMsPerReq), cpuMs(r.pgCpuMsPerReq), String(r.failed)];
+      if (markdown) row.push(r.otherCpuPct.toFixed(0));
+      rows.push(row);
     }
   }
   return rows;
@@ -456,8 +491,8 @@ function targets(results) {
 const started = new Date();
 const m = machine();
 log(`machine: ${m.uname}; ${m.nproc} cores; ${m.memory}`);
-const before = await otherLoad(2000, new Set());
-log(`other processes' CPU before the run: ${before.pct.toFixed(0)}%`);
+const before = await otherLoad(2000);
+log(`other processes' CPU before the run: ${before.otherPct.toFixed(0)}%`);
 
 let seeded = null;
 if (env.BENCH_REUSE === "1") log("BENCH_REUSE=1: using the databases of an earlier run");
@@ -487,8 +522,8 @@ if (want("keyset")) {
   }
 }
 
-const main = table(results);
-const keyset = keysetTable(results);
+const main = table(results, false);
+const keyset = keysetTable(results, false);
 const goals = targets(results);
 console.log(`\norgql benchmark — wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per row, each server alone\n`);
 console.log(render(main, false));
@@ -497,12 +532,14 @@ console.log(render(keyset, false));
 console.log(`\nTargets (reported, not asserted):\n${goals.map((g) => `  ${g}`).join("\n")}`);
 if (failures.length) console.log(`\nFAILURES:\n${failures.map((f) => `  ${f}`).join("\n")}`);
 
-const maxOther = Math.max(before.pct, ...results.map((r) => r.otherCpuPct));
-const busy = results.filter((r) => r.otherCpuPct >= 20);
+const maxOther = Math.max(0, ...results.map((r) => r.otherCpuPct));
+const busy = results.filter((r) => r.otherCpuPct >= 10);
 if (env.BENCH_NO_RESULTS !== "1") {
   const date = started.toISOString().slice(0, 10);
-  let file = join(BENCH, "results", `${date}.md`);
-  for (let i = 2; existsSync(file); i++) file = join(BENCH, "results", `${date}-${i}.md`);
+  const dir = env.BENCH_RESULTS_DIR || join(BENCH, "results");
+  mkdirSync(dir, { recursive: true });
+  let file = join(dir, `${date}.md`);
+  for (let i = 2; existsSync(file); i++) file = join(dir, `${date}-${i}.md`);
   const md = `# orgql benchmark, ${started.toISOString().slice(0, 16).replace("T", " ")} UTC
 
 Made by \`bench/run.sh\` (see bench/README.md). wrk ${THREADS} threads, ${CONNECTIONS} connections,
@@ -514,14 +551,14 @@ relative to PostGraphile on the same workload.
 
 ## Results
 
-${render(main, true)}
+${render(table(results, true), true)}
 
 ### Keyset pagination at scale (orgql)
 
 \`members(first: 20, after: …)\` with the cursor of the member at 3/4 of the list, in an
 organization of 100 members and in one of 100,000 (bulk-inserted with SQL).
 
-${render(keyset, true)}
+${render(keysetTable(results, true), true)}
 
 ### Targets (reported, not asserted)
 
@@ -539,11 +576,15 @@ ${failures.length ? `\n### Failures\n\n${failures.map((f) => `- ${f}`).join("\n"
 
 ### Other load on the machine
 
-CPU used by processes outside the benchmark (sampled for 2 s in each measured run; 100% = one
-core): before the run ${before.pct.toFixed(0)}%, highest during a run ${maxOther.toFixed(0)}%.
+"other CPU %" is the CPU that processes outside the benchmark used during each measured run
+(100% = one core of ${m.nproc}; from /proc/<pid>/stat before and after the run; the server,
+its PostgreSQL backends, wrk and PostgreSQL's background processes are not counted). Before
+the run: ${before.otherPct.toFixed(0)}%; highest during a measured run: ${maxOther.toFixed(0)}%.
+"server CPU ms/req" and "PostgreSQL CPU ms/req" (the backends on the benchmark's database)
+are CPU time per answered request, which other load disturbs less than req/s.
 ${busy.length
-    ? `**The machine was busy with other work during ${busy.length} of ${results.length} runs** (numbers there are lower than on an idle machine):\n\n${busy.map((r) => `- ${r.server} (${r.db}) ${r.workload}: ${r.otherCpuPct.toFixed(0)}% — ${r.otherTop.map((t) => `\`${t.cmd}\` ${t.pct.toFixed(0)}%`).join(", ")}`).join("\n")}`
-    : "No other process used noticeable CPU during the measured runs."}
+    ? `\n**The machine was busy with other work during ${busy.length} of ${results.length} measured runs** (req/s and latencies there are lower than on an idle machine):\n\n${busy.map((r) => `- ${r.server} (${r.db}) ${r.workload}: ${r.otherCpuPct.toFixed(0)}% — ${r.otherTop.map((t) => `\`${t.cmd}\` ${t.pct.toFixed(0)}%`).join(", ")}`).join("\n")}`
+    : "\nNo other process used noticeable CPU during the measured runs."}
 ${before.top.length ? `\nBefore the run: ${before.top.map((t) => `\`${t.cmd}\` ${t.pct.toFixed(0)}%`).join(", ")}\n` : ""}
 ## Data
 
@@ -560,6 +601,6 @@ ${JSON.stringify(results.map(({ otherTop, ...r }) => r), null, 1)}
 \`\`\`
 `;
   writeFileSync(file, md);
-  console.log(`\nwritten: ${file.slice(ROOT.length + 1)}`);
+  console.log(`\nwritten: ${file.startsWith(ROOT) ? file.slice(ROOT.length + 1) : file}`);
 }
 process.exit(failures.length ? 1 : 0);
