@@ -98,6 +98,25 @@ pub struct Config {
     #[arg(long, env = "ORGQL_LOADER_DELAY_US", default_value_t = 0)]
     pub loader_delay_micros: u64,
 
+    /// Origins allowed to call the API from a browser (CORS), e.g.
+    /// `https://app.example.com`; repeatable, or comma-separated in the environment. `*`
+    /// allows any origin. None: no cross-origin access.
+    #[arg(
+        long = "cors-origin",
+        env = "ORGQL_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// How many automatic persisted queries (Apollo APQ) to keep, in memory, per instance.
+    #[arg(long, env = "ORGQL_APQ_CACHE_SIZE", default_value_t = 1024)]
+    pub apq_cache_size: usize,
+
+    /// Seed a small demo world (two organizations, a few users and datasets, every role in
+    /// use) when the database is empty, and print a token for each demo user.
+    #[arg(long, env = "ORGQL_DEMO")]
+    pub demo: bool,
+
     /// Print the GraphQL schema (SDL, sorted) and exit.
     #[arg(long)]
     pub print_schema: bool,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod datasets;
 pub mod db;
+pub mod demo;
 pub mod error;
 mod graphiql;
 pub mod limits;

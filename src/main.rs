@@ -19,12 +19,35 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let app = Application::build(&config).await?;
+    if config.demo {
+        print_demo(&app).await?;
+    }
     tracing::info!(
         "orgql listening on http://{} (GraphiQL at /, API at /graphql)",
         app.local_addr()
     );
     app.run_until(shutdown_signal()).await?;
     tracing::info!("orgql stopped");
+    Ok(())
+}
+
+/// Seeds the demo world (on an empty database) and prints how to use it.
+async fn print_demo(app: &Application) -> anyhow::Result<()> {
+    match orgql::demo::seed(app.state()).await? {
+        None => println!("--demo: the database is not empty, so no demo data was added."),
+        Some(tokens) => {
+            println!(
+                "Demo world created. Every demo user's password is '{}'.",
+                orgql::demo::DEMO_PASSWORD
+            );
+            println!(
+                "Paste one of these into GraphiQL's Headers pane as {{\"Authorization\": \"Bearer <token>\"}}:"
+            );
+            for (user, token) in tokens {
+                println!("  {user:<6} {token}");
+            }
+        }
+    }
     Ok(())
 }
 

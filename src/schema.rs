@@ -12,6 +12,11 @@ use async_graphql::{
     ValidationResult, Variables,
 };
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
+use async_graphql::parser::types::OperationType;
+
 use crate::accounts::{AccountMutation, AccountQuery};
 use crate::datasets::{DatasetMutation, DatasetQuery};
 use crate::node::{AccountInterface, NodeQuery};
@@ -45,11 +50,17 @@ pub fn configured_schema_builder(
         .limit_complexity(config.max_complexity)
         .limit_recursive_depth(32)
         .limit_directives(10)
+        .extension(ReadOnlyOverGet)
         .extension(crate::limits::QueryLimits {
             max_document_bytes: config.max_document_bytes,
             max_aliases: config.max_aliases,
             max_root_fields: config.max_root_fields,
         });
+    if config.apq_cache_size > 0 {
+        builder = builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            config.apq_cache_size,
+        )));
+    }
     if config.disable_introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
@@ -120,5 +131,45 @@ impl Extension for ErrorCodes {
                 })
                 .collect()
         })
+    }
+}
+
+/// Marks a request that arrived over `GET` (put into its data by the HTTP edge).
+#[derive(Clone, Copy, Debug)]
+pub struct ViaGet;
+
+/// Refuses any document with a mutation when the request came over `GET`, once the document
+/// is known — which for an automatic persisted query is only after the hash was looked up,
+/// so the HTTP edge's own check cannot see it.
+pub struct ReadOnlyOverGet;
+
+impl ExtensionFactory for ReadOnlyOverGet {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ReadOnlyOverGet)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ReadOnlyOverGet {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if ctx.data_opt::<ViaGet>().is_some()
+            && document
+                .operations
+                .iter()
+                .any(|(_, op)| op.node.ty != OperationType::Query)
+        {
+            return Err(with_code(
+                ServerError::new("mutations must be sent with POST", None),
+                "BAD_REQUEST",
+            ));
+        }
+        Ok(document)
     }
 }

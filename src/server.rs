@@ -11,7 +11,7 @@ use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -29,7 +30,7 @@ use crate::config::Config;
 use crate::context::AppState;
 use crate::loaders::DbLoader;
 use crate::ratelimit::ClientAddr;
-use crate::schema::{OrgqlSchema, configured_schema_builder};
+use crate::schema::{OrgqlSchema, ViaGet, configured_schema_builder};
 use crate::tick::{TickScheduler, Ticked};
 
 /// The shortest JWT secret accepted.
@@ -165,6 +166,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
             Duration::from_secs(config.request_timeout_seconds),
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors(&config.cors_origins))
         .layer(
             // One line per request at INFO: method, path, status, latency.
             TraceLayer::new_for_http()
@@ -235,6 +237,24 @@ fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Viewer, ()> {
     keys.verify(token.trim()).map(Viewer::User).ok_or(())
 }
 
+/// CORS for the configured browser origins (none: no cross-origin access). Preflight
+/// requests are answered by tower-http's layer.
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let origins: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(origins))
+    }
+}
+
 /// A panic in a handler: logged, answered as a GraphQL error without its text.
 pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let detail = panic
@@ -255,6 +275,7 @@ async fn execute(
     client: SocketAddr,
     headers: HeaderMap,
     request: BatchRequest,
+    via_get: bool,
 ) -> Response {
     if let BatchRequest::Batch(requests) = &request
         && requests.len() > shared.max_batch
@@ -289,13 +310,13 @@ async fn execute(
         .max_batch_size(10_000)
     };
     let client = ClientAddr(client.ip());
+    let prepare = |r: async_graphql::Request| {
+        let r = r.data(viewer).data(client).data(loader());
+        if via_get { r.data(ViaGet) } else { r }
+    };
     let request = match request {
-        BatchRequest::Single(r) => BatchRequest::Single(r.data(viewer).data(client).data(loader())),
-        BatchRequest::Batch(rs) => BatchRequest::Batch(
-            rs.into_iter()
-                .map(|r| r.data(viewer).data(client).data(loader()))
-                .collect(),
-        ),
+        BatchRequest::Single(r) => BatchRequest::Single(prepare(r)),
+        BatchRequest::Batch(rs) => BatchRequest::Batch(rs.into_iter().map(prepare).collect()),
     };
     let response = Ticked::new(shared.schema.execute_batch(request), scheduler).await;
     GraphQLResponse::from(finish(response)).into_response()
@@ -325,7 +346,7 @@ async fn graphql_post(
     headers: HeaderMap,
     request: GraphQLBatchRequest,
 ) -> Response {
-    execute(shared, client, headers, request.into_inner()).await
+    execute(shared, client, headers, request.into_inner(), false).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser; otherwise a query from the URL, as GraphQL over
@@ -363,7 +384,7 @@ async fn graphql_get(
             "mutations must be sent with POST",
         );
     }
-    execute(shared, client, headers, request).await
+    execute(shared, client, headers, request, true).await
 }
 
 /// Whether the operation the request selects is not a query (mutations and subscriptions
