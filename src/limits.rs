@@ -29,12 +29,7 @@ impl ExtensionFactory for QueryLimits {
 }
 
 fn refused(message: String) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", "GRAPHQL_VALIDATION_FAILED");
-    error
+    crate::schema::with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED")
 }
 
 fn count_aliases(set: &SelectionSet) -> usize {

@@ -75,110 +75,101 @@ fn distinct<T: Copy + Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
     v
 }
 
-impl Loader<AccountId> for DbLoader {
-    type Value = account::Model;
-    type Error = LoadError;
-
-    async fn load(
+impl DbLoader {
+    /// The rows of `E` whose `column` is one of `ids`, keyed by `key`.
+    async fn rows_by_id<E, K>(
         &self,
-        keys: &[AccountId],
-    ) -> Result<HashMap<AccountId, Self::Value>, Self::Error> {
-        let rows = account::Entity::find()
-            .filter(account::Column::Id.is_in(distinct(keys.iter().map(|k| k.0))))
+        column: E::Column,
+        ids: impl Iterator<Item = i64>,
+        key: impl Fn(&E::Model) -> K,
+    ) -> Result<HashMap<K, E::Model>, LoadError>
+    where
+        E: EntityTrait,
+        E::Model: Send + Sync,
+        K: Eq + std::hash::Hash,
+    {
+        let rows = E::find()
+            .filter(column.is_in(distinct(ids)))
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        Ok(rows.into_iter().map(|r| (AccountId(r.id), r)).collect())
+        Ok(rows.into_iter().map(|r| (key(&r), r)).collect())
     }
-}
 
-impl Loader<UserRowId> for DbLoader {
-    type Value = user_account::Model;
-    type Error = LoadError;
-
-    async fn load(
+    /// The rows of `E` for pairs of ids: one query for the cross product of both sides'
+    /// ids, filtered to the asked pairs (the product is small: one side is almost always the
+    /// viewer alone).
+    async fn rows_by_pair<E, K>(
         &self,
-        keys: &[UserRowId],
-    ) -> Result<HashMap<UserRowId, Self::Value>, Self::Error> {
-        let rows = user_account::Entity::find()
-            .filter(user_account::Column::AccountId.is_in(distinct(keys.iter().map(|k| k.0))))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (UserRowId(r.account_id), r))
-            .collect())
-    }
-}
-
-impl Loader<OrganizationRowId> for DbLoader {
-    type Value = organization::Model;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[OrganizationRowId],
-    ) -> Result<HashMap<OrganizationRowId, Self::Value>, Self::Error> {
-        let rows = organization::Entity::find()
-            .filter(organization::Column::AccountId.is_in(distinct(keys.iter().map(|k| k.0))))
+        (left, right): (E::Column, E::Column),
+        keys: &[K],
+        sides: impl Fn(&K) -> (i64, i64),
+        key: impl Fn(&E::Model) -> K,
+    ) -> Result<HashMap<K, E::Model>, LoadError>
+    where
+        E: EntityTrait,
+        E::Model: Send + Sync,
+        K: Eq + std::hash::Hash,
+    {
+        let rows = E::find()
+            .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
+            .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1))))
             .all(&self.db)
             .await
             .map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|r| (OrganizationRowId(r.account_id), r))
+            .map(|r| (key(&r), r))
+            .filter(|(k, _)| keys.contains(k))
             .collect())
     }
 }
 
-impl Loader<DatasetId> for DbLoader {
-    type Value = dataset::Model;
-    type Error = LoadError;
+/// `impl Loader<$key> for DbLoader`, loading `$entity` rows by the id in `$key.0`.
+macro_rules! by_id {
+    ($key:ident, $entity:ident, $column:ident, $field:ident) => {
+        impl Loader<$key> for DbLoader {
+            type Value = $entity::Model;
+            type Error = LoadError;
 
-    async fn load(
-        &self,
-        keys: &[DatasetId],
-    ) -> Result<HashMap<DatasetId, Self::Value>, Self::Error> {
-        let rows = dataset::Entity::find()
-            .filter(dataset::Column::Id.is_in(distinct(keys.iter().map(|k| k.0))))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(rows.into_iter().map(|r| (DatasetId(r.id), r)).collect())
-    }
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
+                self.rows_by_id::<$entity::Entity, _>(
+                    $entity::Column::$column,
+                    keys.iter().map(|k| k.0),
+                    |r| $key(r.$field),
+                )
+                .await
+            }
+        }
+    };
 }
+
+by_id!(AccountId, account, Id, id);
+by_id!(UserRowId, user_account, AccountId, account_id);
+by_id!(OrganizationRowId, organization, AccountId, account_id);
+by_id!(DatasetId, dataset, Id, id);
 
 impl Loader<MembershipKey> for DbLoader {
     type Value = membership::Model;
     type Error = LoadError;
 
-    /// One query for the cross product of the asked organizations and users, filtered to the
-    /// asked pairs (the product is small: one side is almost always the viewer alone).
     async fn load(
         &self,
         keys: &[MembershipKey],
     ) -> Result<HashMap<MembershipKey, Self::Value>, Self::Error> {
-        let rows = membership::Entity::find()
-            .filter(
-                membership::Column::OrganizationId
-                    .is_in(distinct(keys.iter().map(|k| k.organization_id))),
-            )
-            .filter(membership::Column::UserId.is_in(distinct(keys.iter().map(|k| k.user_id))))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let key = MembershipKey {
-                    organization_id: r.organization_id,
-                    user_id: r.user_id,
-                };
-                (key, r)
-            })
-            .filter(|(key, _)| keys.contains(key))
-            .collect())
+        self.rows_by_pair::<membership::Entity, _>(
+            (
+                membership::Column::OrganizationId,
+                membership::Column::UserId,
+            ),
+            keys,
+            |k| (k.organization_id, k.user_id),
+            |r| MembershipKey {
+                organization_id: r.organization_id,
+                user_id: r.user_id,
+            },
+        )
+        .await
     }
 }
 
@@ -186,29 +177,22 @@ impl Loader<CollaboratorKey> for DbLoader {
     type Value = collaborator::Model;
     type Error = LoadError;
 
-    /// Like memberships: the cross product of datasets and users, filtered to the asked pairs.
     async fn load(
         &self,
         keys: &[CollaboratorKey],
     ) -> Result<HashMap<CollaboratorKey, Self::Value>, Self::Error> {
-        let rows = collaborator::Entity::find()
-            .filter(
-                collaborator::Column::DatasetId.is_in(distinct(keys.iter().map(|k| k.dataset_id))),
-            )
-            .filter(collaborator::Column::UserId.is_in(distinct(keys.iter().map(|k| k.user_id))))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let key = CollaboratorKey {
-                    dataset_id: r.dataset_id,
-                    user_id: r.user_id,
-                };
-                (key, r)
-            })
-            .filter(|(key, _)| keys.contains(key))
-            .collect())
+        self.rows_by_pair::<collaborator::Entity, _>(
+            (
+                collaborator::Column::DatasetId,
+                collaborator::Column::UserId,
+            ),
+            keys,
+            |k| (k.dataset_id, k.user_id),
+            |r| CollaboratorKey {
+                dataset_id: r.dataset_id,
+                user_id: r.user_id,
+            },
+        )
+        .await
     }
 }

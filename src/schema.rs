@@ -89,7 +89,8 @@ impl ExtensionFactory for ErrorCodes {
     }
 }
 
-fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
+/// Sets `extensions.code` on `error` unless it already has one.
+pub(crate) fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", code);

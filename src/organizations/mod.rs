@@ -301,6 +301,28 @@ pub async fn add_member(
     Ok(member)
 }
 
+/// The checks before changing `username`'s membership to the role `new_role` gives
+/// (`None`: removing it), in order: a non-member viewer is refused; the member must exist;
+/// the change must keep an admin (checked before the viewer's own role, see
+/// [`ensure_change_keeps_an_admin`]); the viewer must be allowed to manage members.
+async fn authorize_member_change(
+    tx: &DatabaseTransaction,
+    locked: &Locked,
+    username: &str,
+    new_role: impl FnOnce(&membership::Model) -> Option<OrganizationRole>,
+) -> ApiResult<(account::Model, membership::Model)> {
+    if locked.viewer_role.is_none() {
+        authorize(None, OrgAction::ManageMembers)?;
+    }
+    let user = require_user(tx, username).await?;
+    let current = membership(tx, locked.organization.id, user.id)
+        .await?
+        .ok_or_else(|| not_a_member(&user, &locked.organization))?;
+    ensure_change_keeps_an_admin(tx, &current, new_role(&current)).await?;
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    Ok((user, current))
+}
+
 /// Changes a member's role and/or default dataset role (admins only); `None` leaves a field
 /// unchanged. Demoting the last admin: `CONFLICT`.
 pub async fn update_member(
@@ -313,15 +335,10 @@ pub async fn update_member(
 ) -> ApiResult<membership::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
     let locked = lock_organization(&tx, organization, viewer).await?;
-    if locked.viewer_role.is_none() {
-        authorize(None, OrgAction::ManageMembers)?;
-    }
-    let user = require_user(&tx, username).await?;
-    let current = membership(&tx, locked.organization.id, user.id)
-        .await?
-        .ok_or_else(|| not_a_member(&user, &locked.organization))?;
-    ensure_change_keeps_an_admin(&tx, &current, Some(role.unwrap_or(current.role))).await?;
-    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    let (_, current) = authorize_member_change(&tx, &locked, username, |current| {
+        Some(role.unwrap_or(current.role))
+    })
+    .await?;
     let mut change: membership::ActiveModel = current.into();
     if let Some(role) = role {
         change.role = Set(role);
@@ -345,15 +362,7 @@ pub async fn remove_member(
 ) -> ApiResult<account::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
     let locked = lock_organization(&tx, organization, viewer).await?;
-    if locked.viewer_role.is_none() {
-        authorize(None, OrgAction::ManageMembers)?;
-    }
-    let user = require_user(&tx, username).await?;
-    let current = membership(&tx, locked.organization.id, user.id)
-        .await?
-        .ok_or_else(|| not_a_member(&user, &locked.organization))?;
-    ensure_change_keeps_an_admin(&tx, &current, None).await?;
-    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
+    let (user, _) = authorize_member_change(&tx, &locked, username, |_| None).await?;
     leave(&tx, &locked.organization, &user).await?;
     tx.commit().await?;
     Ok(locked.organization)
