@@ -344,9 +344,22 @@ async fn graphql_post(
     State(shared): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: GraphQLBatchRequest,
+    request: Result<GraphQLBatchRequest, GraphQLRejection>,
 ) -> Response {
-    execute(shared, client, headers, request.into_inner(), false).await
+    match request {
+        Ok(request) => execute(shared, client, headers, request.into_inner(), false).await,
+        Err(_) => not_a_graphql_request(),
+    }
+}
+
+/// A body or query string that is not a GraphQL request at all.
+fn not_a_graphql_request() -> Response {
+    request_error(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "not a GraphQL request: send JSON with a string `query`, and optionally an object \
+         `variables` and a string `operationName` (or a JSON array of those)",
+    )
 }
 
 /// `GET /graphql`: GraphiQL for a browser; otherwise a query from the URL, as GraphQL over
@@ -368,11 +381,7 @@ async fn graphql_get(
         return graphiql().await.into_response();
     }
     let Ok(request) = request.map(GraphQLBatchRequest::into_inner) else {
-        return request_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "send a GraphQL request: POST a JSON body, or GET with a `query` parameter",
-        );
+        return not_a_graphql_request();
     };
     debug_assert_eq!(method, Method::GET);
     if let BatchRequest::Single(single) = &request
