@@ -33,6 +33,9 @@ use crate::ratelimit::ClientAddr;
 use crate::schema::{OrgqlSchema, ViaGet, configured_schema_builder};
 use crate::tick::{TickScheduler, Ticked};
 
+/// How long `/health` waits for the database.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The shortest JWT secret accepted.
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -44,6 +47,7 @@ struct Shared {
     schema: OrgqlSchema,
     state: Arc<AppState>,
     max_batch: usize,
+    request_timeout: Duration,
 }
 
 /// Connects to the database, runs migrations, and settles the token secret.
@@ -151,6 +155,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         .data(state.clone())
         .finish();
     let max_batch = config.max_batch;
+    let request_timeout = Duration::from_secs(config.request_timeout_seconds);
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -161,9 +166,10 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         // on serving.
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        // A backstop for anything the GraphQL handler's own timeout does not cover.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(config.request_timeout_seconds),
+            request_timeout + Duration::from_secs(5),
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors(&config.cors_origins))
@@ -177,6 +183,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
             schema,
             state,
             max_batch,
+            request_timeout,
         })
 }
 
@@ -185,7 +192,10 @@ async fn graphiql() -> Html<String> {
 }
 
 async fn health(State(shared): State<Shared>) -> Response {
-    if crate::db::ping(&shared.state.db).await {
+    // Answer within a load balancer's patience even when the pool would wait its full
+    // acquire timeout for a connection.
+    let ping = tokio::time::timeout(HEALTH_TIMEOUT, crate::db::ping(&shared.state.db));
+    if ping.await.unwrap_or(false) {
         (
             StatusCode::OK,
             axum::Json(serde_json::json!({ "status": "ok" })),
@@ -318,7 +328,17 @@ async fn execute(
         BatchRequest::Single(r) => BatchRequest::Single(prepare(r)),
         BatchRequest::Batch(rs) => BatchRequest::Batch(rs.into_iter().map(prepare).collect()),
     };
-    let response = Ticked::new(shared.schema.execute_batch(request), scheduler).await;
+    let execution = Ticked::new(shared.schema.execute_batch(request), scheduler);
+    // Answer a slow request with a coded GraphQL error before the HTTP layer's bare 408
+    // (dropping the execution rolls back any open transaction).
+    let Ok(response) = tokio::time::timeout(shared.request_timeout, execution).await else {
+        tracing::warn!("a GraphQL request exceeded the request timeout");
+        return request_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "INTERNAL_SERVER_ERROR",
+            "the request took too long and was cancelled; nothing it did was kept",
+        );
+    };
     GraphQLResponse::from(finish(response)).into_response()
 }
 

@@ -285,3 +285,39 @@ async fn log_in_is_rate_limited_per_username_and_per_address() {
         .expect_code("RATE_LIMITED");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_past_the_timeout_answers_a_coded_error_and_keeps_nothing() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let mut config = test_config(&db.url);
+    config.request_timeout_seconds = 2;
+    let app = spawn_with(config).await;
+    let token = app.sign_up("jane").await;
+    // Another process holds SQLite's write lock, so the mutation waits on it.
+    let other = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    use sea_orm::TransactionTrait;
+    let lock = other
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let reply = app
+        .gql(Some(&token), "mutation { createOrganization(input: { username: \"slow\" }) { organization { id } } }", json!({}))
+        .await;
+    assert_eq!(reply.code(), "INTERNAL_SERVER_ERROR", "{}", reply.body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    lock.rollback().await.unwrap();
+    // Nothing was kept, and the server goes on.
+    let reply = app
+        .gql(
+            None,
+            "{ organization(username: \"slow\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(reply.data("/organization").is_null());
+    app.stop().await;
+}
