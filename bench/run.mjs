@@ -181,7 +181,7 @@ function splitCpu(a, b, ms, serverPid) {
     }
   }
   out.otherPct = (out.otherMs / ms) * 100;
-  out.top = [...out.others].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([cmd, d]) => ({ cmd, pct: (d / ms) * 100 }));
+  out.top = [...out.others].filter(([, d]) => (d / ms) * 100 >= 2).sort((x, y) => y[1] - x[1]).slice(0, 3).map(([cmd, d]) => ({ cmd, pct: (d / ms) * 100 }));
   return out;
 }
 async function otherLoad(ms) {
@@ -591,7 +591,8 @@ ${failures.length ? `\n### Failures\n\n${failures.map((f) => `- ${f}`).join("\n"
 
 "other CPU %" is the CPU that processes outside the benchmark used during each measured run
 (100% = one core of ${m.nproc}; from /proc/<pid>/stat before and after the run; the server,
-its PostgreSQL backends, wrk and PostgreSQL's background processes are not counted). Before
+its PostgreSQL backends, wrk and PostgreSQL's background processes are not counted; a
+process that ended during the run is not seen, so short compiler jobs are undercounted). Before
 the run: ${before.otherPct.toFixed(0)}%; highest during a measured run: ${maxOther.toFixed(0)}%.
 "server CPU ms/req" and "PostgreSQL CPU ms/req" (the backends on the benchmark's database)
 are CPU time per answered request, which other load disturbs less than req/s.
