@@ -1,15 +1,23 @@
-//! Limits on what one GraphQL document may ask, checked before anything executes (so a
-//! refused query runs no SQL). Depth and complexity are async-graphql's own checks (set up
-//! in [`crate::schema::schema_builder`]); this extension adds document size, alias count and
-//! root field count.
+//! What a request must pass before it executes (so a refused query runs no SQL): automatic
+//! persisted queries resolved, document size, a document that parses, alias and root-field
+//! counts, and no mutation over GET. Depth and complexity are async-graphql's own checks
+//! (set up in [`crate::schema::configured_schema_builder`]).
+//!
+//! These run once per request in the HTTP handler rather than as async-graphql extensions:
+//! with any extension installed, async-graphql sends *every field* of every response through
+//! the extension chain (a registry look-up and a boxed future per extension per field),
+//! which cost the nested dashboard query a large share of its CPU.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{Request, ServerError};
+use sha2::{Digest, Sha256};
+
+use crate::schema::with_code;
 
 /// The configured limits.
 #[derive(Clone, Copy, Debug)]
@@ -22,14 +30,8 @@ pub struct QueryLimits {
     pub max_root_fields: usize,
 }
 
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
-    }
-}
-
 fn refused(message: String) -> ServerError {
-    crate::schema::with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED")
+    with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED")
 }
 
 fn count_aliases(set: &SelectionSet) -> usize {
@@ -83,24 +85,101 @@ impl QueryLimits {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for QueryLimits {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if query.len() > self.max_document_bytes {
+/// Admits requests: the checks above, and Apollo's automatic persisted queries.
+pub struct Admission {
+    limits: QueryLimits,
+    /// Query texts by SHA-256 (hex); `None` when APQ is off.
+    persisted: Option<Mutex<lru::LruCache<String, String>>>,
+}
+
+impl Admission {
+    /// Admission with `limits` and an APQ cache of `apq_cache_size` entries (0: APQ off).
+    pub fn new(limits: QueryLimits, apq_cache_size: usize) -> Self {
+        Admission {
+            limits,
+            persisted: NonZeroUsize::new(apq_cache_size)
+                .map(|size| Mutex::new(lru::LruCache::new(size))),
+        }
+    }
+
+    /// Checks `request` (filling in a persisted query's text and parsing the document, which
+    /// the executor then reuses), or the error to answer instead of executing it.
+    pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<(), ServerError> {
+        self.resolve_persisted(request)?;
+        if request.query.len() > self.limits.max_document_bytes {
             return Err(refused(format!(
                 "the document has {} bytes; at most {} are allowed",
-                query.len(),
-                self.max_document_bytes
+                request.query.len(),
+                self.limits.max_document_bytes
             )));
         }
-        let document = next.run(ctx, query, variables).await?;
-        self.check(&document)?;
-        Ok(document)
+        let document = request
+            .parsed_query()
+            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
+        self.limits.check(document)?;
+        if via_get
+            && document
+                .operations
+                .iter()
+                .any(|(_, op)| op.node.ty != OperationType::Query)
+        {
+            return Err(with_code(
+                ServerError::new("mutations must be sent with POST", None),
+                "BAD_REQUEST",
+            ));
+        }
+        Ok(())
     }
+
+    /// Apollo's APQ protocol: `extensions.persistedQuery.sha256Hash` names the query; without
+    /// the text, a known hash supplies it and an unknown one answers `PersistedQueryNotFound`
+    /// (the client then sends text and hash once); with the text, the hash must match it.
+    fn resolve_persisted(&self, request: &mut Request) -> Result<(), ServerError> {
+        let Some(persisted) = request.extensions.get("persistedQuery") else {
+            return Ok(());
+        };
+        let Some(cache) = &self.persisted else {
+            return Err(with_code(
+                ServerError::new("PersistedQueryNotSupported", None),
+                "PERSISTED_QUERY_NOT_SUPPORTED",
+            ));
+        };
+        let hash = match persisted {
+            async_graphql::Value::Object(fields) => match fields.get("sha256Hash") {
+                Some(async_graphql::Value::String(hash)) => hash.to_ascii_lowercase(),
+                _ => return Err(bad_persisted("sha256Hash must be a string")),
+            },
+            _ => return Err(bad_persisted("persistedQuery must be an object")),
+        };
+        if request.query.is_empty() {
+            let known = cache.lock().expect("not poisoned").get(&hash).cloned();
+            match known {
+                Some(query) => request.query = query,
+                None => {
+                    return Err(with_code(
+                        ServerError::new("PersistedQueryNotFound", None),
+                        "PERSISTED_QUERY_NOT_FOUND",
+                    ));
+                }
+            }
+        } else {
+            let digest = Sha256::digest(request.query.as_bytes());
+            let actual: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            if actual != hash {
+                return Err(bad_persisted("sha256Hash does not match the query"));
+            }
+            cache
+                .lock()
+                .expect("not poisoned")
+                .put(hash, request.query.clone());
+        }
+        Ok(())
+    }
+}
+
+fn bad_persisted(message: &str) -> ServerError {
+    with_code(
+        ServerError::new(format!("persistedQuery: {message}"), None),
+        "BAD_USER_INPUT",
+    )
 }

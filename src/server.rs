@@ -28,9 +28,10 @@ use tracing::Level;
 use crate::auth::{TokenKeys, Viewer};
 use crate::config::Config;
 use crate::context::AppState;
+use crate::limits::{Admission, QueryLimits};
 use crate::loaders::DbLoader;
 use crate::ratelimit::ClientAddr;
-use crate::schema::{OrgqlSchema, ViaGet, configured_schema_builder};
+use crate::schema::{OrgqlSchema, configured_schema_builder};
 use crate::tick::{TickScheduler, Ticked};
 
 /// How long `/health` waits for the database.
@@ -45,6 +46,7 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 #[derive(Clone)]
 struct Shared {
     schema: OrgqlSchema,
+    admission: Arc<Admission>,
     state: Arc<AppState>,
     max_batch: usize,
     request_timeout: Duration,
@@ -155,6 +157,14 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         .data(state.clone())
         .finish();
     let max_batch = config.max_batch;
+    let admission = Arc::new(Admission::new(
+        QueryLimits {
+            max_document_bytes: config.max_document_bytes,
+            max_aliases: config.max_aliases,
+            max_root_fields: config.max_root_fields,
+        },
+        config.apq_cache_size,
+    ));
     let request_timeout = Duration::from_secs(config.request_timeout_seconds);
     Router::new()
         .route("/", get(graphiql))
@@ -181,6 +191,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         )
         .with_state(Shared {
             schema,
+            admission,
             state,
             max_batch,
             request_timeout,
@@ -320,15 +331,32 @@ async fn execute(
         .max_batch_size(10_000)
     };
     let client = ClientAddr(client.ip());
-    let prepare = |r: async_graphql::Request| {
-        let r = r.data(viewer).data(client).data(loader());
-        if via_get { r.data(ViaGet) } else { r }
+    let run = |mut request: async_graphql::Request| {
+        let admitted = shared.admission.admit(&mut request, via_get);
+        let request = request.data(viewer).data(client).data(loader());
+        let schema = shared.schema.clone();
+        async move {
+            match admitted {
+                Ok(()) => schema.execute(request).await,
+                Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+            }
+        }
     };
-    let request = match request {
-        BatchRequest::Single(r) => BatchRequest::Single(prepare(r)),
-        BatchRequest::Batch(rs) => BatchRequest::Batch(rs.into_iter().map(prepare).collect()),
-    };
-    let execution = Ticked::new(shared.schema.execute_batch(request), scheduler);
+    let execution = Ticked::new(
+        async {
+            match request {
+                BatchRequest::Single(r) => BatchResponse::Single(run(r).await),
+                BatchRequest::Batch(rs) => {
+                    let mut responses = Vec::with_capacity(rs.len());
+                    for r in rs {
+                        responses.push(run(r).await);
+                    }
+                    BatchResponse::Batch(responses)
+                }
+            }
+        },
+        scheduler.clone(),
+    );
     // Answer a slow request with a coded GraphQL error before the HTTP layer's bare 408
     // (dropping the execution rolls back any open transaction).
     let Ok(response) = tokio::time::timeout(shared.request_timeout, execution).await else {
@@ -342,14 +370,25 @@ async fn execute(
     GraphQLResponse::from(finish(response)).into_response()
 }
 
-/// Every error leaves with a code: any async-graphql raised without one (e.g. a variable
-/// that does not fit its type during execution) is the client's input.
+/// Every error leaves with a code. Ours carry one already; async-graphql's own get Apollo's:
+/// `BAD_USER_INPUT` for a value that does not fit its type (a variable or argument),
+/// `GRAPHQL_VALIDATION_FAILED` for any other error of a document that did not validate
+/// against the schema (depth and complexity limits included; these have no `path`), and
+/// `BAD_USER_INPUT` for anything raised while resolving a field.
 fn finish(mut response: BatchResponse) -> BatchResponse {
     let fix = |r: &mut async_graphql::Response| {
         for error in &mut r.errors {
+            let code = if error.message.contains("Invalid value for argument")
+                || error.message.contains("Variable")
+                || !error.path.is_empty()
+            {
+                "BAD_USER_INPUT"
+            } else {
+                "GRAPHQL_VALIDATION_FAILED"
+            };
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {
-                extensions.set("code", "BAD_USER_INPUT");
+                extensions.set("code", code);
             }
         }
     };
