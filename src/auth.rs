@@ -137,16 +137,34 @@ impl Viewer {
     }
 }
 
+/// How many argon2 computations may run at once: one per core. Each is CPU-bound and works
+/// in a 19 MiB buffer, so more at once would only queue on the cores while holding more
+/// memory (unbounded, a burst of sign-ins grew the process by hundreds of MiB) and would let
+/// a flood of `logIn` calls starve everything else.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs an argon2 computation off the async runtime, at most one per core at a time.
+async fn with_argon2_slot<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    let _slot = argon2_slots().acquire().await.map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
+}
+
 /// [`hash_password`] off the async runtime (argon2 is deliberately slow).
 pub async fn hash_password_off_thread(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
+    with_argon2_slot(move || hash_password(&password)).await?
 }
 
 /// [`verify_password`] off the async runtime.
 pub async fn verify_password_off_thread(password: String, hash: String) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)
+    with_argon2_slot(move || verify_password(&password, &hash)).await
 }
