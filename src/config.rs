@@ -52,8 +52,9 @@ pub struct Config {
     #[arg(long, env = "ORGQL_DISABLE_INTROSPECTION")]
     pub disable_introspection: bool,
 
-    /// Maximum selection depth of a query.
-    #[arg(long, env = "ORGQL_MAX_DEPTH", default_value_t = 12)]
+    /// Maximum selection depth of a query. Introspection counts too: the introspection query
+    /// GraphiQL and code generators send is 15 deep (its type references nest `ofType`).
+    #[arg(long, env = "ORGQL_MAX_DEPTH", default_value_t = 20)]
     pub max_depth: usize,
 
     /// Maximum complexity of a query: each field costs 1, and a connection field costs

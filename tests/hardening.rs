@@ -58,8 +58,20 @@ async fn query_limits_refuse_before_anything_runs() {
     assert!(message.contains("aliases"), "{message}");
     assert!(!user_exists(&app, "alias0").await);
 
+    // Introspection as GraphiQL and code generators send it (type references nest `ofType`
+    // many levels deep) is within the limits.
+    let type_ref = (0..10).fold("name".to_owned(), |inner, _| {
+        format!("kind name ofType {{ {inner} }}")
+    });
+    let introspection = format!(
+        "{{ __schema {{ queryType {{ name }} types {{ kind name fields(includeDeprecated: true) {{ name args {{ name type {{ {type_ref} }} }} type {{ {type_ref} }} }} }} }} }}"
+    );
+    app.gql(None, &introspection, json!({}))
+        .await
+        .data("/__schema/queryType");
+
     // Too deep.
-    let deep = "{ viewer { memberships { organization { members { nodes { user { memberships { organization { members { nodes { user { memberships { role } } } } } } } } } } } } }";
+    let deep = "{ viewer { memberships { organization { members { nodes { user { memberships { organization { members { nodes { user { memberships { organization { members { nodes { user { memberships { organization { members { nodes { user { memberships { role } } } } } } } } } } } } } } } } } } } } } } }";
     app.gql(Some(&token), deep, json!({}))
         .await
         .expect_code("GRAPHQL_VALIDATION_FAILED");
