@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Backend, TestApp, TestDatabase};
+use common::{Backend, ServerProcess, TestApp, TestDatabase};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -51,56 +51,6 @@ struct Ledger {
     token: Option<String>,
     acknowledged: Vec<(Key, String)>,
     in_flight: Option<(Key, String)>,
-}
-
-struct Server {
-    child: tokio::process::Child,
-    address: String,
-}
-
-impl Server {
-    async fn start(database_url: &str) -> Server {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgql"))
-            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
-            .env("JWT_SECRET", common::TEST_SECRET)
-            // Many sign-ups and log-ins from one address; not what this test is about.
-            .env("ORGQL_LOGIN_PER_ADDRESS", "100000")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("orgql starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let address = loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .expect("orgql reports its address in time")
-                .unwrap()
-                .expect("orgql printed its address");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, address }
-    }
-
-    /// SIGKILL: no graceful shutdown, no chance to flush anything.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL sent");
-        let status = self.child.wait().await.unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
 }
 
 /// One client's stream of mutations. Each request's effect is written down as in flight
@@ -307,7 +257,7 @@ async fn observe(
 
 async fn every_acknowledged_mutation_survives_a_sigkill(backend: Backend) {
     let db = TestDatabase::create(&backend).await;
-    let server = Server::start(&db.url).await;
+    let server = ServerProcess::start(&db.url).await;
     let acks = Arc::new(AtomicUsize::new(0));
     let kill = Arc::new(Notify::new());
     let ledgers: Vec<Arc<Mutex<Ledger>>> = (0..WORKERS).map(|_| Arc::default()).collect();
@@ -340,7 +290,7 @@ async fn every_acknowledged_mutation_survives_a_sigkill(backend: Backend) {
     eprintln!("killed after {acknowledged} acknowledged mutations, {in_flight} in flight");
     assert!(acknowledged >= KILL_AFTER);
 
-    let server = Server::start(&db.url).await;
+    let server = ServerProcess::start(&db.url).await;
     let app = TestApp::client_for(&server.address);
     let mut checked = 0;
     let mut tokens = HashMap::new();

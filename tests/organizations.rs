@@ -655,8 +655,8 @@ async fn deleting_an_organization_takes_everything_and_frees_the_name(backend: B
 /// Two real `orgql` processes on one database: the last-admin rule holds across them.
 async fn two_server_processes_on_one_database_keep_an_admin(backend: Backend) {
     let db = common::TestDatabase::create(&backend).await;
-    let first = Server::start(&db.url).await;
-    let second = Server::start(&db.url).await;
+    let first = common::ServerProcess::start(&db.url).await;
+    let second = common::ServerProcess::start(&db.url).await;
     let apps = [first.client(), second.client()];
     let a1 = apps[0].sign_up("a1").await;
     let a2 = apps[1].sign_up("a2").await;
@@ -695,51 +695,5 @@ async fn two_server_processes_on_one_database_keep_an_admin(backend: Backend) {
         c1.gql(Some(survivor), &format!("mutation {{ updateMember(input: {{ organization: \"acme\", username: \"{other}\", role: ADMIN }}) {{ member {{ role }} }} }}"), json!({}))
             .await
             .data("/updateMember");
-    }
-}
-
-/// A real `orgql` process, killed when dropped.
-struct Server {
-    child: tokio::process::Child,
-    address: String,
-}
-
-impl Server {
-    async fn start(database_url: &str) -> Server {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgql"))
-            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
-            .env("JWT_SECRET", common::TEST_SECRET)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("orgql starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let address = loop {
-            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-                .await
-                .expect("orgql reports its address in time")
-                .unwrap()
-                .expect("orgql printed its address");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, address }
-    }
-
-    fn client(&self) -> TestApp {
-        TestApp::client_for(&self.address)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }

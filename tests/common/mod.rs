@@ -376,3 +376,62 @@ impl TestApp {
         }
     }
 }
+
+/// A real `orgql` process (the binary under test) on `database_url`, killed when dropped.
+pub struct ServerProcess {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>`, as the process reported it.
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary on a free port and waits for it to report its address.
+    pub async fn start(database_url: &str) -> ServerProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgql"))
+            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+            .env("JWT_SECRET", TEST_SECRET)
+            // Many sign-ups and log-ins from one address; not what these tests are about.
+            .env("ORGQL_LOGIN_PER_ADDRESS", "100000")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("orgql starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let address = loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("orgql reports its address in time")
+                .unwrap()
+                .expect("orgql printed its address");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServerProcess { child, address }
+    }
+
+    /// A client for it.
+    pub fn client(&self) -> TestApp {
+        TestApp::client_for(&self.address)
+    }
+
+    /// SIGKILL: no graceful shutdown, no chance to flush anything.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL sent");
+        let status = self.child.wait().await.unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
