@@ -1325,7 +1325,7 @@ async fn organization_datasets_fan_out_to_members_by_default_dataset_role(backen
 
 /// Whether the database is PostgreSQL (else SQLite).
 fn is_postgres(app: &TestApp) -> bool {
-    app.state().db.get_database_backend() == DbBackend::Postgres
+    orgql::db::is_postgres(&app.state().db)
 }
 
 /// Makes every insert of a collaborator row for `saboteur` fail, like a disk error would,
