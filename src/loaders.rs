@@ -25,6 +25,26 @@ pub(crate) fn db_error(err: sea_orm::DbErr) -> LoadError {
     Arc::new(err.into())
 }
 
+/// The account `id`: `known` when the statement that read the row referring to it read it
+/// too, else through the request's loader; `missing` is the internal error when it is gone.
+pub async fn known_or_load(
+    ctx: &async_graphql::Context<'_>,
+    known: &Option<account::Model>,
+    id: i64,
+    missing: &'static str,
+) -> async_graphql::Result<account::Model> {
+    use crate::context::ContextExt;
+    if let Some(account) = known {
+        return Ok(account.clone());
+    }
+    Ok(ctx
+        .loader()
+        .load_one(AccountId(id))
+        .await
+        .map_err(load_error)?
+        .ok_or_else(|| ApiError::internal(missing))?)
+}
+
 /// Loads rows by key; one instance per request, for one viewer (whose visibility rules the
 /// dataset pages apply).
 pub struct DbLoader {

@@ -36,7 +36,7 @@ const DASHBOARD: &str = "{
 }";
 
 /// How many statements the dashboard costs, on every database and at every size.
-pub const DASHBOARD_STATEMENTS: u64 = 15;
+pub const DASHBOARD_STATEMENTS: u64 = 12;
 
 async fn insert_chunked<E, A>(db: &DatabaseConnection, rows: Vec<A>)
 where

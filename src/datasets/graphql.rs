@@ -9,7 +9,7 @@ use entity::{account, collaborator, dataset};
 use crate::accounts::User;
 use crate::context::ContextExt;
 use crate::error::{ApiError, ApiResult};
-use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, load_error};
+use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, known_or_load, load_error};
 use crate::newtypes::DatasetName;
 use crate::node::AccountInterface;
 use crate::pages::{CollaboratorPage, DatasetPage};
@@ -192,7 +192,12 @@ impl Dataset {
         Ok(page(
             &args,
             rows.into_iter()
-                .map(|c| (c.username_key.clone(), Collaborator(c)))
+                .map(|c| {
+                    (
+                        c.row.username_key.clone(),
+                        Collaborator::with_user(c.row, c.user),
+                    )
+                })
                 .collect(),
             ConnectionTotal::Collaborators(self.0.id),
         ))
@@ -200,26 +205,45 @@ impl Dataset {
 }
 
 /// A user's role on a dataset.
-pub struct Collaborator(pub collaborator::Model);
+pub struct Collaborator {
+    row: collaborator::Model,
+    /// The collaborator's account, when the statement that read the row read it too.
+    user: Option<account::Model>,
+}
+
+impl Collaborator {
+    /// A collaborator entry whose user resolver loads the account.
+    pub fn new(row: collaborator::Model) -> Self {
+        Collaborator { row, user: None }
+    }
+
+    /// A collaborator entry read together with its user's account.
+    pub fn with_user(row: collaborator::Model, user: account::Model) -> Self {
+        Collaborator {
+            row,
+            user: Some(user),
+        }
+    }
+}
 
 #[Object]
 impl Collaborator {
     /// The collaborating user.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let account = ctx
-            .loader()
-            .load_one(AccountId(self.0.user_id))
-            .await
-            .map_err(load_error)?
-            .ok_or_else(|| ApiError::internal("collaborator without its user"))?;
-        Ok(User(account))
+        let user = known_or_load(
+            ctx,
+            &self.user,
+            self.row.user_id,
+            "collaborator without its user",
+        );
+        Ok(User(user.await?))
     }
 
     /// The dataset.
     async fn dataset(&self, ctx: &Context<'_>) -> async_graphql::Result<Dataset> {
         let dataset = ctx
             .loader()
-            .load_one(crate::loaders::DatasetId(self.0.dataset_id))
+            .load_one(crate::loaders::DatasetId(self.row.dataset_id))
             .await
             .map_err(load_error)?
             .ok_or_else(|| ApiError::internal("collaborator without its dataset"))?;
@@ -228,7 +252,7 @@ impl Collaborator {
 
     /// The collaborator's role on the dataset.
     async fn role(&self) -> DatasetRole {
-        self.0.role.into()
+        self.row.role.into()
     }
 }
 
@@ -475,7 +499,7 @@ impl DatasetMutation {
         )
         .await?;
         Ok(AddCollaboratorPayload {
-            collaborator: Collaborator(row),
+            collaborator: Collaborator::new(row),
         })
     }
 
@@ -496,7 +520,7 @@ impl DatasetMutation {
         )
         .await?;
         Ok(UpdateCollaboratorPayload {
-            collaborator: Collaborator(row),
+            collaborator: Collaborator::new(row),
         })
     }
 

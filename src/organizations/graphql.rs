@@ -9,7 +9,7 @@ use crate::accounts::User;
 use crate::context::ContextExt;
 use crate::datasets::{self, DatasetConnection};
 use crate::error::ApiError;
-use crate::loaders::{AccountId, MembershipKey, OrganizationRowId, load_error};
+use crate::loaders::{MembershipKey, OrganizationRowId, known_or_load, load_error};
 use crate::newtypes::Username;
 use crate::pages::MemberPage;
 use crate::policy::{OrgAction, org_allows};
@@ -111,7 +111,7 @@ impl Organization {
         Ok(page(
             &args,
             rows.into_iter()
-                .map(|m| (m.username_key.clone(), Member(m)))
+                .map(|m| (m.row.username_key.clone(), Member::with_user(m.row, m.user)))
                 .collect(),
             ConnectionTotal::Members(self.0.id),
         ))
@@ -134,46 +134,79 @@ impl Organization {
 }
 
 /// A user's membership of an organization.
-pub struct Member(pub membership::Model);
+pub struct Member {
+    row: membership::Model,
+    /// The member's account, when the statement that read the row read it too.
+    user: Option<account::Model>,
+    /// The organization's account, likewise.
+    organization: Option<account::Model>,
+}
+
+impl Member {
+    /// A membership whose user and organization resolvers load their accounts.
+    pub fn new(row: membership::Model) -> Self {
+        Member {
+            row,
+            user: None,
+            organization: None,
+        }
+    }
+
+    /// A membership read together with its user's account.
+    pub fn with_user(row: membership::Model, user: account::Model) -> Self {
+        Member {
+            user: Some(user),
+            ..Member::new(row)
+        }
+    }
+
+    /// A membership read together with its organization's account.
+    pub fn with_organization(row: membership::Model, organization: account::Model) -> Self {
+        Member {
+            organization: Some(organization),
+            ..Member::new(row)
+        }
+    }
+}
 
 #[Object]
 impl Member {
     /// The member.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let account = ctx
-            .loader()
-            .load_one(AccountId(self.0.user_id))
-            .await
-            .map_err(load_error)?
-            .ok_or_else(|| ApiError::internal("membership without its user"))?;
-        Ok(User(account))
+        let user = known_or_load(
+            ctx,
+            &self.user,
+            self.row.user_id,
+            "membership without its user",
+        );
+        Ok(User(user.await?))
     }
 
     /// The organization.
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
-        let account = ctx
-            .loader()
-            .load_one(AccountId(self.0.organization_id))
-            .await
-            .map_err(load_error)?
-            .ok_or_else(|| ApiError::internal("membership without its organization"))?;
-        Ok(Organization(account))
+        let organization = known_or_load(
+            ctx,
+            &self.organization,
+            self.row.organization_id,
+            "membership without its organization",
+        );
+        Ok(Organization(organization.await?))
     }
 
     /// The member's role in the organization.
     async fn role(&self) -> OrganizationRole {
-        self.0.role.into()
+        self.row.role.into()
     }
 
     /// The role the member gets on datasets created in the organization from now on; `null`
     /// means "None (do not add)".
     async fn default_dataset_role(&self) -> Option<DatasetRole> {
-        self.0.default_dataset_role.map(Into::into)
+        self.row.default_dataset_role.map(Into::into)
     }
 
     /// When the user joined the organization.
     async fn joined_at(&self) -> DateTime<Utc> {
-        self.0.joined_at
+        self.row.joined_at
     }
 }
 
@@ -445,7 +478,7 @@ impl OrganizationMutation {
         )
         .await?;
         Ok(AddMemberPayload {
-            member: Member(member),
+            member: Member::new(member),
         })
     }
 
@@ -473,7 +506,7 @@ impl OrganizationMutation {
         )
         .await?;
         Ok(UpdateMemberPayload {
-            member: Member(member),
+            member: Member::new(member),
         })
     }
 

@@ -68,12 +68,14 @@ pub async fn memberships_of_user(db: &DatabaseConnection, user_id: i64) -> ApiRe
     let mut members: Vec<(String, Member)> = rows
         .into_iter()
         .filter_map(|m| {
-            let key = organizations
+            let organization = organizations
                 .iter()
                 .find(|o| o.id == m.organization_id)?
-                .username_key
                 .clone();
-            Some((key, Member(m)))
+            Some((
+                organization.username_key.clone(),
+                Member::with_organization(m, organization),
+            ))
         })
         .collect();
     members.sort_by(|a, b| a.0.cmp(&b.0));
