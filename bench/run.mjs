@@ -32,6 +32,10 @@ const THREADS = Number(env.BENCH_THREADS || 2);
 const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const DB = env.BENCH_DB || "orgql_bench";
 const PG_URL = `${PG}/${DB}`;
+// The Node servers' `pg` connects without TLS; sqlx's default (`sslmode=prefer`) uses TLS
+// whenever the server offers it, as Debian's PostgreSQL does. orgql connects in plain text
+// too, so that no server pays for encryption the others skip.
+const ORGQL_PG_URL = `${PG_URL}?sslmode=disable`;
 const SQLITE_FILE = join(WORK, "orgql-bench.sqlite");
 const SQLITE_URL = `sqlite://${SQLITE_FILE}?mode=rwc`;
 const ORGQL_BIN = env.ORGQL_BIN || join(env.CARGO_TARGET_DIR || join(ROOT, "target"), "release", "orgql");
@@ -79,7 +83,7 @@ const SERVERS = {
     label: "orgql",
     db: "PostgreSQL",
     port: PORT.orgql,
-    cmd: (extra = []) => [ORGQL_BIN, ["--database-url", PG_URL, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...extra],
+    cmd: (extra = []) => [ORGQL_BIN, ["--database-url", ORGQL_PG_URL, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...extra],
       { JWT_SECRET, RUST_LOG: "warn" }],
   },
   "orgql-sqlite": {
