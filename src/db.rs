@@ -14,6 +14,9 @@ use entity::server_setting;
 /// How long a statement waits for SQLite's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many rows sqlx's SQLite worker may read ahead of the request that consumes them.
+const SQLITE_ROW_BUFFER: usize = 1024;
+
 /// How long a request waits for a pooled connection, opening one included. This is what
 /// bounds a request when the database is unreachable: a refused connection is retried with
 /// backoff until then (so an outage shorter than this is invisible), a silent one is given up
@@ -42,6 +45,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
+                // sqlx's SQLite worker thread hands rows over through a channel of 50: a
+                // page statement of a few thousand rows made it stop and wake the reader
+                // dozens of times. Pages are bounded (100 rows per parent), so buffering a
+                // whole page statement costs little memory.
+                .row_buffer_size(SQLITE_ROW_BUFFER)
         });
     Database::connect(options).await
 }
