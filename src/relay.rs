@@ -7,8 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::context::ContextExt;
 use crate::error::{ApiError, ApiResult};
-use crate::loaders::load_error;
-use crate::pages::{CollaboratorCount, CountKey, DatasetCount, MemberCount};
+use crate::loaders::{DbLoader, LoadError, load_error};
+use crate::pages::{CollaboratorCount, CountKey, DatasetCount, MemberCount, PageKey};
 
 /// The kinds of object `node(id:)` can fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +165,41 @@ pub fn page<Node: OutputType>(
             .map(|(key, node)| Edge::new(KeyCursor(key), node)),
     );
     connection
+}
+
+impl<const KIND: u8> PageKey<KIND> {
+    /// The page `args` asks for among `parent`'s children.
+    pub fn of(parent: i64, args: &PageArgs) -> Self {
+        PageKey {
+            parent,
+            after: args.after.clone(),
+            limit: args.limit(),
+        }
+    }
+}
+
+/// One page of a parent's children as a connection: the rows come from the request's
+/// batched page loader for the `key`'s kind (one statement for every parent asking in the same tick),
+/// and `node` turns each row into its sort key and node.
+pub async fn load_page<const KIND: u8, Row, Node>(
+    ctx: &Context<'_>,
+    args: &PageArgs,
+    key: PageKey<KIND>,
+    total: ConnectionTotal,
+    node: impl Fn(Row) -> (String, Node),
+) -> ApiResult<KeyConnection<Node>>
+where
+    DbLoader: async_graphql::dataloader::Loader<PageKey<KIND>, Value = Vec<Row>, Error = LoadError>,
+    Row: Send + Sync + Clone + 'static,
+    Node: OutputType,
+{
+    let rows = ctx
+        .loader()
+        .load_one(key)
+        .await
+        .map_err(load_error)?
+        .unwrap_or_default();
+    Ok(page(args, rows.into_iter().map(node).collect(), total))
 }
 
 #[cfg(test)]

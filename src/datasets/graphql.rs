@@ -12,9 +12,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, known_or_load, load_error};
 use crate::newtypes::DatasetName;
 use crate::node::AccountInterface;
-use crate::pages::{CollaboratorPage, DatasetPage};
+use crate::pages::{CollaboratorPage, DatasetPage, WithUser};
 use crate::policy::{DatasetAction, dataset_allows};
-use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, page};
+use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, load_page};
 use crate::roles::DatasetRole;
 
 /// A page of datasets.
@@ -68,23 +68,14 @@ pub(crate) async fn owned_datasets(
     owner: &account::Model,
     args: &PageArgs,
 ) -> ApiResult<DatasetConnection> {
-    let rows = ctx
-        .loader()
-        .load_one(DatasetPage {
-            parent: owner.id,
-            after: args.after.clone(),
-            limit: args.limit(),
-        })
-        .await
-        .map_err(load_error)?
-        .unwrap_or_default();
-    Ok(page(
+    load_page(
+        ctx,
         args,
-        rows.into_iter()
-            .map(|d| (d.name_key.clone(), Dataset(d)))
-            .collect(),
+        DatasetPage::of(owner.id, args),
         ConnectionTotal::Datasets(owner.id),
-    ))
+        |d: dataset::Model| (d.name_key.clone(), Dataset(d)),
+    )
+    .await
 }
 
 /// A dataset, owned by a user or an organization, with per-dataset collaborator roles.
@@ -179,28 +170,19 @@ impl Dataset {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        let rows = ctx
-            .loader()
-            .load_one(CollaboratorPage {
-                parent: self.0.id,
-                after: args.after.clone(),
-                limit: args.limit(),
-            })
-            .await
-            .map_err(load_error)?
-            .unwrap_or_default();
-        Ok(page(
+        Ok(load_page(
+            ctx,
             &args,
-            rows.into_iter()
-                .map(|c| {
-                    (
-                        c.row.username_key.clone(),
-                        Collaborator::with_user(c.row, c.user),
-                    )
-                })
-                .collect(),
+            CollaboratorPage::of(self.0.id, &args),
             ConnectionTotal::Collaborators(self.0.id),
-        ))
+            |c: WithUser<collaborator::Model>| {
+                (
+                    c.row.username_key.clone(),
+                    Collaborator::with_user(c.row, c.user),
+                )
+            },
+        )
+        .await?)
     }
 }
 

@@ -11,9 +11,9 @@ use crate::datasets::{self, DatasetConnection};
 use crate::error::ApiError;
 use crate::loaders::{MembershipKey, OrganizationRowId, known_or_load, load_error};
 use crate::newtypes::Username;
-use crate::pages::MemberPage;
+use crate::pages::{MemberPage, WithUser};
 use crate::policy::{OrgAction, org_allows};
-use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, page};
+use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, load_page};
 use crate::roles::{DatasetRole, OrganizationRole};
 
 /// A shared account that owns datasets; users join it as members.
@@ -98,23 +98,16 @@ impl Organization {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        let rows = ctx
-            .loader()
-            .load_one(MemberPage {
-                parent: self.0.id,
-                after: args.after.clone(),
-                limit: args.limit(),
-            })
-            .await
-            .map_err(load_error)?
-            .unwrap_or_default();
-        Ok(page(
+        Ok(load_page(
+            ctx,
             &args,
-            rows.into_iter()
-                .map(|m| (m.row.username_key.clone(), Member::with_user(m.row, m.user)))
-                .collect(),
+            MemberPage::of(self.0.id, &args),
             ConnectionTotal::Members(self.0.id),
-        ))
+            |m: WithUser<membership::Model>| {
+                (m.row.username_key.clone(), Member::with_user(m.row, m.user))
+            },
+        )
+        .await?)
     }
 
     /// The datasets this organization owns that the viewer may see, ordered by name
