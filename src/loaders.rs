@@ -29,7 +29,7 @@ pub(crate) fn db_error(err: sea_orm::DbErr) -> LoadError {
 /// too, else through the request's loader; `missing` is the internal error when it is gone.
 pub async fn known_or_load(
     ctx: &async_graphql::Context<'_>,
-    known: &Option<account::Model>,
+    known: Option<&account::Model>,
     id: i64,
     missing: &'static str,
 ) -> async_graphql::Result<account::Model> {

@@ -152,7 +152,7 @@ impl ConnectionTotal {
 pub type KeyConnection<Node> = Connection<KeyCursor, Node, ConnectionTotal>;
 
 /// Builds a connection page from `rows` fetched with `args.limit()`, each with its sort key.
-pub fn page<Node: OutputType>(
+fn page<Node: OutputType>(
     args: &PageArgs,
     mut rows: Vec<(String, Node)>,
     total: ConnectionTotal,

@@ -214,7 +214,7 @@ impl Collaborator {
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let user = known_or_load(
             ctx,
-            &self.user,
+            self.user.as_ref(),
             self.row.user_id,
             "collaborator without its user",
         );

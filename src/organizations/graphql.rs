@@ -168,7 +168,7 @@ impl Member {
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let user = known_or_load(
             ctx,
-            &self.user,
+            self.user.as_ref(),
             self.row.user_id,
             "membership without its user",
         );
@@ -179,7 +179,7 @@ impl Member {
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
         let organization = known_or_load(
             ctx,
-            &self.organization,
+            self.organization.as_ref(),
             self.row.organization_id,
             "membership without its organization",
         );
