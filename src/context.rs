@@ -1,11 +1,15 @@
 //! What every resolver can reach: the shared application state, the viewer, the loaders.
 
 use async_graphql::Context;
-use async_graphql::dataloader::DataLoader;
+use std::hash::Hash;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::{TokenKeys, Viewer};
-use crate::loaders::DbLoader;
+use crate::error::ApiResult;
+use crate::loaders::{DbLoader, LoadError, load_error};
 
 /// State shared by every request.
 pub struct AppState {
@@ -36,6 +40,18 @@ pub trait ContextExt {
     fn viewer(&self) -> Viewer;
     /// This request's loaders.
     fn loader(&self) -> &DataLoader<DbLoader>;
+    /// Loads `key` through this request's loaders: batched with every load of its kind in
+    /// the same tick. The future is boxed so that the resolvers awaiting it stay small:
+    /// [`crate::eager`] moves every field's resolver future, and a loader call held inline
+    /// made each several times larger.
+    fn load<K>(&self, key: K) -> BoxFuture<'_, ApiResult<Option<<DbLoader as Loader<K>>::Value>>>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        DbLoader: Loader<K, Error = LoadError>,
+    {
+        let loader = self.loader();
+        Box::pin(async move { loader.load_one(key).await.map_err(load_error) })
+    }
 }
 
 impl ContextExt for Context<'_> {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod datasets;
 pub mod db;
 pub mod demo;
+pub mod eager;
 pub mod error;
 mod graphiql;
 pub mod limits;

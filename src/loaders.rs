@@ -38,10 +38,8 @@ pub async fn known_or_load(
         return Ok(account.clone());
     }
     Ok(ctx
-        .loader()
-        .load_one(AccountId(id))
-        .await
-        .map_err(load_error)?
+        .load(AccountId(id))
+        .await?
         .ok_or_else(|| ApiError::internal(missing))?)
 }
 

@@ -9,7 +9,7 @@ use entity::roles::AccountKind;
 use crate::accounts::User;
 use crate::context::ContextExt;
 use crate::datasets::Dataset;
-use crate::loaders::{AccountId, DatasetId, load_error};
+use crate::loaders::{AccountId, DatasetId};
 use crate::organizations::Organization;
 use crate::relay::{NodeKind, parse_global_id};
 
@@ -73,10 +73,9 @@ impl NodeQuery {
         let Some((kind, id)) = parse_global_id(&id) else {
             return Ok(None);
         };
-        let loader = ctx.loader();
         Ok(match kind {
             NodeKind::User | NodeKind::Organization => {
-                let account = loader.load_one(AccountId(id)).await.map_err(load_error)?;
+                let account = ctx.load(AccountId(id)).await?;
                 match (kind, account) {
                     (NodeKind::User, Some(a)) if a.kind == AccountKind::User => {
                         Some(Node::User(User(a)))
@@ -87,7 +86,7 @@ impl NodeQuery {
                     _ => None,
                 }
             }
-            NodeKind::Dataset => match loader.load_one(DatasetId(id)).await.map_err(load_error)? {
+            NodeKind::Dataset => match ctx.load(DatasetId(id)).await? {
                 Some(row) => {
                     let dataset = Dataset(row);
                     if dataset.visible(ctx).await? {

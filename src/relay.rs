@@ -1,13 +1,15 @@
 //! Relay conventions: global object IDs and keyset-paginated connections.
 
 use async_graphql::connection::{Connection, CursorType, Edge};
-use async_graphql::{Context, ID, Object, OutputType};
+use async_graphql::resolver_utils::ContainerType;
+use async_graphql::{Context, ID, Object};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::context::ContextExt;
+use crate::eager::Eager;
 use crate::error::{ApiError, ApiResult};
-use crate::loaders::{DbLoader, LoadError, load_error};
+use crate::loaders::{DbLoader, LoadError};
 use crate::pages::{CollaboratorCount, CountKey, DatasetCount, MemberCount, PageKey};
 
 /// The kinds of object `node(id:)` can fetch.
@@ -135,24 +137,23 @@ pub enum ConnectionTotal {
 impl ConnectionTotal {
     /// How many nodes the whole list has (that the viewer may see), across all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
-        let loader = ctx.loader();
         let count = match *self {
-            ConnectionTotal::Members(id) => loader.load_one::<MemberCount>(CountKey(id)).await,
+            ConnectionTotal::Members(id) => ctx.load::<MemberCount>(CountKey(id)).await?,
             ConnectionTotal::Collaborators(id) => {
-                loader.load_one::<CollaboratorCount>(CountKey(id)).await
+                ctx.load::<CollaboratorCount>(CountKey(id)).await?
             }
-            ConnectionTotal::Datasets(id) => loader.load_one::<DatasetCount>(CountKey(id)).await,
-        }
-        .map_err(load_error)?;
+            ConnectionTotal::Datasets(id) => ctx.load::<DatasetCount>(CountKey(id)).await?,
+        };
         Ok(count.unwrap_or(0))
     }
 }
 
-/// A Relay connection of `Node`s with `nodes` and `totalCount`.
-pub type KeyConnection<Node> = Connection<KeyCursor, Node, ConnectionTotal>;
+/// A Relay connection of `Node`s with `nodes` and `totalCount`. Its nodes resolve
+/// [eagerly](crate::eager): a page holds up to 100 of them.
+pub type KeyConnection<Node> = Connection<KeyCursor, Eager<Node>, ConnectionTotal>;
 
 /// Builds a connection page from `rows` fetched with `args.limit()`, each with its sort key.
-fn page<Node: OutputType>(
+fn page<Node: ContainerType + Sync>(
     args: &PageArgs,
     mut rows: Vec<(String, Node)>,
     total: ConnectionTotal,
@@ -162,7 +163,7 @@ fn page<Node: OutputType>(
     let mut connection = Connection::with_additional_fields(args.after.is_some(), has_next, total);
     connection.edges.extend(
         rows.into_iter()
-            .map(|(key, node)| Edge::new(KeyCursor(key), node)),
+            .map(|(key, node)| Edge::new(KeyCursor(key), Eager(node))),
     );
     connection
 }
@@ -191,14 +192,9 @@ pub async fn load_page<const KIND: u8, Row, Node>(
 where
     DbLoader: async_graphql::dataloader::Loader<PageKey<KIND>, Value = Vec<Row>, Error = LoadError>,
     Row: Send + Sync + Clone + 'static,
-    Node: OutputType,
+    Node: ContainerType + Sync,
 {
-    let rows = ctx
-        .loader()
-        .load_one(key)
-        .await
-        .map_err(load_error)?
-        .unwrap_or_default();
+    let rows = ctx.load(key).await?.unwrap_or_default();
     Ok(page(args, rows.into_iter().map(node).collect(), total))
 }
 

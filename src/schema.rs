@@ -25,7 +25,8 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 }
 
 /// The schema as the server runs it: with the configured depth and complexity limits and
-/// introspection setting. (No async-graphql extensions: see [`crate::limits`].)
+/// introspection setting. (No async-graphql extensions: see [`crate::limits`]; an extension
+/// added here would not see the fields of [`crate::eager::Eager`] objects.)
 pub fn configured_schema_builder(
     config: &crate::config::Config,
 ) -> SchemaBuilder<Query, Mutation, EmptySubscription> {

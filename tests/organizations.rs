@@ -19,6 +19,7 @@ on_both_databases!(
     unknown_names_and_duplicates,
     deleting_an_organization_takes_everything_and_frees_the_name,
     two_server_processes_on_one_database_keep_an_admin,
+    page_objects_answer_in_query_order_through_fragments_and_aliases,
 );
 
 const MEMBERS: &str = "query($o: String!) { organization(username: $o) { members(first: 100) { totalCount nodes { role user { username } } } } }";
@@ -696,4 +697,87 @@ async fn two_server_processes_on_one_database_keep_an_admin(backend: Backend) {
             .await
             .data("/updateMember");
     }
+}
+
+/// Members, users, datasets and organizations in pages and memberships resolve through
+/// `src/eager.rs` rather than async-graphql's own object resolver. Their answers must be the
+/// same — named and inline fragments (on the type and on an interface), aliases,
+/// `__typename`, a field selected twice answered once, errors with their paths — with every
+/// object's fields in the order the query selected them (the raw body is compared).
+async fn page_objects_answer_in_query_order_through_fragments_and_aliases(backend: Backend) {
+    let (app, _db) = spawn_app(&backend).await;
+    let ada = app.sign_up("ada").await;
+    let mel = app.sign_up("mel").await;
+    app.create_org(&ada, "acme").await;
+    app.add_member(&ada, "acme", "mel", "MEMBER", Value::Null)
+        .await
+        .data("/addMember");
+    app.create_dataset(&ada, Some("acme"), "street", false)
+        .await
+        .data("/createDataset");
+    let query = r#"query {
+      viewer {
+        memberships {
+          __typename
+          ... on Member { role }
+          organization {
+            kind: __typename
+            username
+            members(first: 10) {
+              nodes { who: user { ...Who } role user { id ... on Node { id } } ...Joined }
+            }
+            datasets(first: 5) {
+              nodes {
+                viewerRole
+                name
+                owner { ... on Organization { username } __typename }
+                collaborators(first: 5) { totalCount }
+                name
+              }
+            }
+          }
+        }
+      }
+    }
+    fragment Who on User { username __typename }
+    fragment Joined on Member { role joinedAt }"#;
+
+    let reply = app.gql(Some(&ada), query, json!({})).await;
+    let nodes = reply.data("/viewer/memberships/0/organization/members/nodes");
+    let member = |i: usize, name: &str, role: &str| {
+        format!(
+            r#"{{"who":{{"username":"{name}","__typename":"User"}},"role":"{role}","user":{{"id":{}}},"joinedAt":{}}}"#,
+            nodes[i]["user"]["id"], nodes[i]["joinedAt"]
+        )
+    };
+    let expected = format!(
+        r#"{{"data":{{"viewer":{{"memberships":[{{"__typename":"Member","role":"ADMIN","organization":{{"kind":"Organization","username":"acme","members":{{"nodes":[{},{}]}},"datasets":{{"nodes":[{{"viewerRole":"ADMIN","name":"street","owner":{{"username":"acme","__typename":"Organization"}},"collaborators":{{"totalCount":1}}}}]}}}}}}]}}}}}}"#,
+        member(0, "ada", "ADMIN"),
+        member(1, "mel", "MEMBER"),
+    );
+    assert_eq!(reply.raw, expected);
+
+    // An error inside a page object (mel may not see ada's memberships) keeps its path
+    // and leaves the rest of the answer in place; mel sees no private dataset of acme.
+    let reply = app
+        .gql(
+            Some(&mel),
+            r#"query { organization(username: "acme") { members(first: 5) { nodes {
+                 user { username memberships { role } }
+                 organization { username viewerRole datasets(first: 5) { nodes { name } } }
+               } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.codes(), ["FORBIDDEN"], "{}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["path"],
+        json!(["organization", "members", "nodes", 0, "user", "memberships"])
+    );
+    let acme =
+        r#""organization":{"username":"acme","viewerRole":"MEMBER","datasets":{"nodes":[]}}"#;
+    let expected = format!(
+        r#"{{"data":{{"organization":{{"members":{{"nodes":[{{"user":{{"username":"ada"}},{acme}}},{{"user":{{"username":"mel","memberships":[{{"role":"MEMBER"}}]}},{acme}}}]}}}}}},"errors":["#
+    );
+    assert!(reply.raw.starts_with(&expected), "{}", reply.raw);
 }

@@ -9,8 +9,9 @@ use entity::roles::AccountKind;
 
 use crate::context::ContextExt;
 use crate::datasets::{self, DatasetConnection};
+use crate::eager::Eager;
 use crate::error::ApiError;
-use crate::loaders::{UserRowId, load_error};
+use crate::loaders::UserRowId;
 use crate::newtypes::{Email, Password, Username, username_key};
 use crate::organizations::{self, Member};
 use crate::ratelimit::ClientAddr;
@@ -43,18 +44,14 @@ impl User {
         if ctx.viewer().user_id() != Some(self.0.id) {
             return Ok(None);
         }
-        let row = ctx
-            .loader()
-            .load_one(UserRowId(self.0.id))
-            .await
-            .map_err(load_error)?;
+        let row = ctx.load(UserRowId(self.0.id)).await?;
         Ok(row.map(|r| r.email))
     }
 
     /// The organizations the user belongs to, with their role in each (ordered by the
     /// organization's username). Only the user themself may see this: `FORBIDDEN` for anyone
     /// else, `UNAUTHENTICATED` without a token.
-    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
+    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Eager<Member>>> {
         let viewer = ctx.viewer().require()?;
         if viewer != self.0.id {
             return Err(ApiError::Forbidden(
@@ -62,7 +59,14 @@ impl User {
             )
             .into());
         }
-        Ok(organizations::memberships_of_user(ctx.db(), self.0.id).await?)
+        // Boxed to keep `User`'s resolver future small (see `ContextExt::load`).
+        Ok(
+            Box::pin(organizations::memberships_of_user(ctx.db(), self.0.id))
+                .await?
+                .into_iter()
+                .map(Eager)
+                .collect(),
+        )
     }
 
     /// The datasets this user owns that the viewer may see, ordered by name

@@ -8,8 +8,9 @@ use entity::{account, collaborator, dataset};
 
 use crate::accounts::User;
 use crate::context::ContextExt;
+use crate::eager::Eager;
 use crate::error::{ApiError, ApiResult};
-use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, known_or_load, load_error};
+use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, known_or_load};
 use crate::newtypes::DatasetName;
 use crate::node::AccountInterface;
 use crate::pages::{CollaboratorPage, DatasetPage, WithUser};
@@ -32,28 +33,24 @@ pub(crate) async fn viewer_dataset_role(
     let Some(viewer) = ctx.viewer().user_id() else {
         return Ok(None);
     };
-    let loader = ctx.loader();
     // An account id is a user's or an organization's, never both: owning it means being it.
     let owner_admin = dataset.owner_id == viewer
-        || loader
-            .load_one(MembershipKey {
+        || ctx
+            .load(MembershipKey {
                 organization_id: dataset.owner_id,
                 user_id: viewer,
             })
-            .await
-            .map_err(load_error)?
+            .await?
             .is_some_and(|m| m.role == OrganizationRole::Admin);
     let collaborator = if owner_admin {
         None
     } else {
-        loader
-            .load_one(CollaboratorKey {
-                dataset_id: dataset.id,
-                user_id: viewer,
-            })
-            .await
-            .map_err(load_error)?
-            .map(|c| c.role)
+        ctx.load(CollaboratorKey {
+            dataset_id: dataset.id,
+            user_id: viewer,
+        })
+        .await?
+        .map(|c| c.role)
     };
     Ok(crate::policy::effective_dataset_role(
         owner_admin,
@@ -83,10 +80,8 @@ pub struct Dataset(pub dataset::Model);
 
 impl Dataset {
     async fn owner_account(&self, ctx: &Context<'_>) -> ApiResult<account::Model> {
-        ctx.loader()
-            .load_one(AccountId(self.0.owner_id))
-            .await
-            .map_err(load_error)?
+        ctx.load(AccountId(self.0.owner_id))
+            .await?
             .ok_or_else(|| ApiError::internal("dataset without its owner"))
     }
 
@@ -211,23 +206,21 @@ impl Collaborator {
 #[Object]
 impl Collaborator {
     /// The collaborating user.
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Eager<User>> {
         let user = known_or_load(
             ctx,
             self.user.as_ref(),
             self.row.user_id,
             "collaborator without its user",
         );
-        Ok(User(user.await?))
+        Ok(Eager(User(user.await?)))
     }
 
     /// The dataset.
     async fn dataset(&self, ctx: &Context<'_>) -> async_graphql::Result<Dataset> {
         let dataset = ctx
-            .loader()
-            .load_one(crate::loaders::DatasetId(self.row.dataset_id))
-            .await
-            .map_err(load_error)?
+            .load(crate::loaders::DatasetId(self.row.dataset_id))
+            .await?
             .ok_or_else(|| ApiError::internal("collaborator without its dataset"))?;
         Ok(Dataset(dataset))
     }

@@ -8,8 +8,9 @@ use entity::{account, membership};
 use crate::accounts::User;
 use crate::context::ContextExt;
 use crate::datasets::{self, DatasetConnection};
+use crate::eager::Eager;
 use crate::error::ApiError;
-use crate::loaders::{MembershipKey, OrganizationRowId, known_or_load, load_error};
+use crate::loaders::{MembershipKey, OrganizationRowId, known_or_load};
 use crate::newtypes::Username;
 use crate::pages::{MemberPage, WithUser};
 use crate::policy::{OrgAction, org_allows};
@@ -31,13 +32,11 @@ impl Organization {
             return Ok(None);
         };
         let member = ctx
-            .loader()
-            .load_one(MembershipKey {
+            .load(MembershipKey {
                 organization_id: self.0.id,
                 user_id: viewer,
             })
-            .await
-            .map_err(load_error)?;
+            .await?;
         Ok(member.map(|m| m.role))
     }
 }
@@ -57,11 +56,7 @@ impl Organization {
 
     /// A human-readable name, if one was set.
     async fn display_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        let row = ctx
-            .loader()
-            .load_one(OrganizationRowId(self.0.id))
-            .await
-            .map_err(load_error)?;
+        let row = ctx.load(OrganizationRowId(self.0.id)).await?;
         Ok(row.and_then(|r| r.display_name))
     }
 
@@ -165,25 +160,25 @@ impl Member {
 #[Object]
 impl Member {
     /// The member.
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Eager<User>> {
         let user = known_or_load(
             ctx,
             self.user.as_ref(),
             self.row.user_id,
             "membership without its user",
         );
-        Ok(User(user.await?))
+        Ok(Eager(User(user.await?)))
     }
 
     /// The organization.
-    async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
+    async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Eager<Organization>> {
         let organization = known_or_load(
             ctx,
             self.organization.as_ref(),
             self.row.organization_id,
             "membership without its organization",
         );
-        Ok(Organization(organization.await?))
+        Ok(Eager(Organization(organization.await?)))
     }
 
     /// The member's role in the organization.
@@ -247,13 +242,11 @@ impl Guard for OrgRoleGuard {
             return Ok(());
         };
         let role = ctx
-            .loader()
-            .load_one(MembershipKey {
+            .load(MembershipKey {
                 organization_id: organization.id,
                 user_id: viewer,
             })
-            .await
-            .map_err(load_error)?
+            .await?
             .map(|m| m.role);
         // A member refused member management may have just lost a race with a concurrent
         // demotion; the domain function answers that inside its transaction (CONFLICT when

@@ -209,6 +209,8 @@ pub struct Reply {
     pub status: u16,
     /// The JSON body.
     pub body: Value,
+    /// The body as sent (field order included).
+    pub raw: String,
 }
 
 impl Reply {
@@ -296,7 +298,11 @@ impl TestApp {
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            raw: text,
+        }
     }
 
     /// Signs up `username` (email `<username>@example.com`, password `password-<username>`)

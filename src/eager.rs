@@ -1,0 +1,215 @@
+//! Eager resolution for the objects that pages return by the hundred.
+//!
+//! async-graphql resolves every object by boxing one future per selected field and running
+//! them in a fresh `FuturesUnordered`: an allocation and a reference-counted task per field,
+//! and a waker round trip per object, even when every field is already in memory. A
+//! dashboard request resolves about 2,500 such objects (1,000 members, their users, 400
+//! datasets), and that machinery was the largest item left in the profile.
+//!
+//! [`Eager<T>`] is the same GraphQL type as `T` — same name, same fields, same schema — but
+//! resolves its selection with one `join_all` over `T`'s own field futures: one allocation
+//! per object instead of two per field, and the fields answer in the order the query asked
+//! for them. Fields that wait (a DataLoader) still run concurrently, so batching is
+//! unchanged. It does not run async-graphql extensions' per-field hooks: orgql registers no
+//! extension (see [`crate::schema::configured_schema_builder`]), and one added later must
+//! drop `Eager` or accept that its `resolve` hook skips these objects' fields. With custom
+//! directives (orgql has none) it falls back to async-graphql's own resolver.
+
+use std::borrow::Cow;
+
+use futures_util::future::BoxFuture;
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::indexmap::map::Entry;
+use async_graphql::parser::types::{Field, Selection, SelectionSet};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::{ContainerType, resolve_container};
+use async_graphql::{Context, ContextSelectionSet, Name, OutputType, Positioned, ServerError};
+use async_graphql::{ServerResult, Value};
+
+/// `T`, resolved eagerly (see the module's documentation). GraphQL sees `T`.
+pub struct Eager<T>(pub T);
+
+impl<T> From<T> for Eager<T> {
+    fn from(value: T) -> Self {
+        Eager(value)
+    }
+}
+
+impl<T> std::ops::Deref for Eager<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ContainerType + Sync> OutputType for Eager<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        T::qualified_type_name()
+    }
+
+    fn introspection_type_name(&self) -> Cow<'static, str> {
+        self.0.introspection_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        // Boxed, as async-graphql boxes its field futures: an object's future contains its
+        // fields' futures, which may contain objects (a member's user), so an unboxed type
+        // would be infinitely recursive.
+        let boxed: BoxFuture<'_, ServerResult<Value>> = Box::pin(resolve_eagerly(ctx, &self.0));
+        boxed.await
+    }
+}
+
+/// One entry of an object's answer, in the order the query selected it.
+enum Selected<'a> {
+    /// `__typename`, answered without a resolver.
+    Typename(Name),
+    /// A field, answered by the resolver future at this index.
+    Field(Context<'a>),
+}
+
+async fn resolve_eagerly<'a, T: ContainerType + Sync>(
+    ctx: &'a ContextSelectionSet<'a>,
+    root: &'a T,
+) -> ServerResult<Value> {
+    if !ctx.schema_env.custom_directives.is_empty() {
+        return resolve_container(ctx, root).await;
+    }
+    let mut entries = Vec::with_capacity(ctx.item.node.items.len());
+    collect(ctx, ctx.item, root, &mut entries)?;
+
+    let resolved = futures_util::future::join_all(entries.iter().filter_map(|entry| match entry {
+        Selected::Field(field_ctx) => Some(root.resolve_field(field_ctx)),
+        Selected::Typename(_) => None,
+    }))
+    .await;
+
+    let mut answer = IndexMap::with_capacity(entries.len());
+    let mut resolved = resolved.into_iter();
+    for entry in &entries {
+        let (key, value) = match entry {
+            Selected::Typename(key) => (
+                key.clone(),
+                Value::String(root.introspection_type_name().into_owned()),
+            ),
+            Selected::Field(field_ctx) => match resolved.next() {
+                Some(Ok(value)) => (
+                    field_ctx.item.node.response_key().node.clone(),
+                    value.unwrap_or_default(),
+                ),
+                Some(Err(error)) => {
+                    ctx.add_error(error);
+                    continue;
+                }
+                None => unreachable!("one resolved value per field entry"),
+            },
+        };
+        merge(&mut answer, key, value);
+    }
+    Ok(if answer.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(answer)
+    })
+}
+
+/// Adds the fields `selection_set` selects on `root` (following fragments that apply to it)
+/// to `entries`. Mirrors async-graphql's `Fields::add_set`; `@skip`/`@include` were already
+/// applied to the document before execution.
+fn collect<'a, T: ContainerType + Sync>(
+    ctx: &'a ContextSelectionSet<'a>,
+    selection_set: &'a Positioned<SelectionSet>,
+    root: &T,
+    entries: &mut Vec<Selected<'a>>,
+) -> ServerResult<()> {
+    for selection in &selection_set.node.items {
+        let (condition, inner) = match &selection.node {
+            Selection::Field(field) => {
+                entries.push(if field.node.name.node == "__typename" {
+                    Selected::Typename(field.node.response_key().node.clone())
+                } else {
+                    Selected::Field(ctx.with_field(field))
+                });
+                continue;
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                let Some(fragment) = ctx.query_env.fragments.get(name) else {
+                    return Err(ServerError::new(
+                        format!(r#"Unknown fragment "{name}"."#),
+                        Some(spread.pos),
+                    ));
+                };
+                (
+                    Some(fragment.node.type_condition.node.on.node.as_str()),
+                    &fragment.node.selection_set,
+                )
+            }
+            Selection::InlineFragment(fragment) => (
+                fragment
+                    .node
+                    .type_condition
+                    .as_ref()
+                    .map(|condition| condition.node.on.node.as_str()),
+                &fragment.node.selection_set,
+            ),
+        };
+        let applies = condition.is_none_or(|condition| {
+            let type_name = root.introspection_type_name();
+            type_name == condition
+                || T::type_name() == condition
+                || ctx
+                    .schema_env
+                    .registry
+                    .implements
+                    .get(type_name.as_ref())
+                    .is_some_and(|interfaces| interfaces.contains(condition))
+        });
+        if applies {
+            collect(ctx, inner, root, entries)?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts `value` under `key`, merging it into an object (or list of objects) already there,
+/// as async-graphql does when fragments select the same field twice. (One hash per field:
+/// the answer's map is SipHash-keyed, and hashing was a visible share of the profile.)
+fn merge(target: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+    match target.entry(key) {
+        Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+        Entry::Occupied(mut slot) => match (slot.get_mut(), value) {
+            (Value::Object(existing), Value::Object(object)) => merge_objects(existing, object),
+            (Value::List(existing), Value::List(list)) => {
+                for (existing, value) in existing.iter_mut().zip(list) {
+                    if let (Value::Object(existing), Value::Object(object)) = (existing, value) {
+                        merge_objects(existing, object);
+                    }
+                }
+            }
+            _ => {}
+        },
+    }
+}
+
+fn merge_objects(target: &mut IndexMap<Name, Value>, object: IndexMap<Name, Value>) {
+    for (key, value) in object {
+        merge(target, key, value);
+    }
+}
