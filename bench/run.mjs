@@ -2,6 +2,8 @@
 // this. See bench/README.md. Options (environment):
 //   BENCH_DURATION  measured seconds per run (default 10, at least 10 for the report)
 //   BENCH_WARMUP    warm-up seconds before each measured run (default 5)
+//   BENCH_ROUNDS    rounds of the nested and mix runs, servers interleaved (default 3); the
+//                   table reports each server's median round
 //   BENCH_CONNECTIONS / BENCH_THREADS  wrk concurrency (default 32) and threads (default 2)
 //   BENCH_REUSE=1   reuse the databases seeded by an earlier run (skip seeding)
 //   BENCH_PG        PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432)
@@ -27,6 +29,7 @@ mkdirSync(WORK, { recursive: true });
 const env = process.env;
 const DURATION = Number(env.BENCH_DURATION || 10);
 const WARMUP = Number(env.BENCH_WARMUP || 5);
+const ROUNDS = Math.max(1, Number(env.BENCH_ROUNDS || 3));
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS || 32);
 const THREADS = Number(env.BENCH_THREADS || 2);
 const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
@@ -335,7 +338,7 @@ function bodyFile(name, query, variables) {
 
 // ---------------------------------------------------------------------------- the runs
 
-async function runServer(key, results) {
+async function runServer(key, results, round) {
   const kind = kindOf(key);
   const Q = QUERIES[kind];
   for (const workload of ["nested", "mix"]) {
@@ -357,8 +360,9 @@ async function runServer(key, results) {
         }
         bytes = null;
       }
-      const r = await measure(server, files, token, `${SERVERS[key].label} (${SERVERS[key].db}) ${workload}`);
-      results.push({ key, workload, server: SERVERS[key].label, db: SERVERS[key].db, responseBytes: bytes, ...r });
+      const label = `${SERVERS[key].label} (${SERVERS[key].db}) ${workload}, round ${round}/${ROUNDS}`;
+      const r = await measure(server, files, token, label);
+      results.push({ key, workload, round, server: SERVERS[key].label, db: SERVERS[key].db, responseBytes: bytes, ...r });
     } finally {
       await stopServer(server);
     }
@@ -423,9 +427,25 @@ const mib = (kib) => (kib / 1024).toFixed(1);
 
 const cpuMs = (v) => (v == null ? "—" : v.toFixed(2));
 
+// Each (server, workload)'s median round by req/s, with every round's req/s in `rounds`.
+function medians(results) {
+  const out = [];
+  for (const r of results) {
+    if (r.workload.startsWith("keyset-")) {
+      out.push(r);
+      continue;
+    }
+    if (out.some((x) => x.key === r.key && x.workload === r.workload)) continue;
+    const all = results.filter((x) => x.key === r.key && x.workload === r.workload);
+    const sorted = [...all].sort((a, b) => a.rps - b.rps);
+    out.push({ ...sorted[Math.floor((sorted.length - 1) / 2)], rounds: all.map((x) => x.rps) });
+  }
+  return out;
+}
+
 function table(results, markdown) {
   const head = ["workload", "server", "database", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "vs PostGraphile",
-    "server CPU ms/req", "PostgreSQL CPU ms/req", "failed"];
+    "server CPU ms/req", "PostgreSQL CPU ms/req", "failed", "req/s by round"];
   if (markdown) head.push("other CPU %");
   const rows = [head];
   for (const workload of ["nested", "mix"]) {
@@ -435,6 +455,7 @@ function table(results, markdown) {
         workload === "nested" ? "nested (20 orgs × 50 members + 20 datasets)" : "small mix (viewer; 20 members)",
         r.server, r.db, r.rps.toFixed(1), ms(r.p50_us), ms(r.p99_us), mib(r.peakRssKiB),
         base ? `${(r.rps / base.rps).toFixed(2)}×` : "—", cpuMs(r.serverCpuMsPerReq), cpuMs(r.pgCpuMsPerReq), String(r.failed),
+        r.rounds.map((x) => x.toFixed(0)).join(" / "),
       ];
       if (markdown) row.push(r.otherCpuPct.toFixed(0));
       rows.push(row);
@@ -519,13 +540,18 @@ log(`data: ${JSON.stringify(dataCounts)}`);
 
 const results = [];
 const failures = [];
-for (const key of ["postgraphile", "apollo", "orgql-pg", "orgql-sqlite"]) {
-  if (!want(key)) continue;
-  try {
-    await runServer(key, results);
-  } catch (e) {
-    log(`FAILED ${key}: ${e.message}`);
-    failures.push(`${key}: ${e.message}`);
+// Rounds interleave the servers (PostGraphile, Apollo, orgql, orgql, then again), so that a
+// change in the machine's speed over minutes — seen here: the same binary 30% apart from one
+// minute to the next — falls on every server alike; each server's median round is reported.
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const key of ["postgraphile", "apollo", "orgql-pg", "orgql-sqlite"]) {
+    if (!want(key) || failures.some((f) => f.startsWith(`${key}:`))) continue;
+    try {
+      await runServer(key, results, round);
+    } catch (e) {
+      log(`FAILED ${key}: ${e.message}`);
+      failures.push(`${key}: ${e.message}`);
+    }
   }
 }
 if (want("keyset")) {
@@ -539,10 +565,11 @@ if (want("keyset")) {
   }
 }
 
-const main = table(results, false);
-const keyset = keysetTable(results, false);
-const goals = targets(results);
-console.log(`\norgql benchmark — wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per row, each server alone\n`);
+const summary = medians(results);
+const main = table(summary, false);
+const keyset = keysetTable(summary, false);
+const goals = targets(summary);
+console.log(`\norgql benchmark — wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per run, each server alone; median of ${ROUNDS} interleaved rounds\n`);
 console.log(render(main, false));
 console.log(`\nKeyset pagination (orgql): members(first: 20, after: <cursor at 3/4 of the list>)\n`);
 console.log(render(keyset, false));
@@ -564,18 +591,21 @@ ${WARMUP} s warm-up then ${DURATION} s measured per row; each server runs alone 
 restarted for each workload, so "peak RSS" (VmHWM of the server process; PostgreSQL's own
 memory is not counted) covers one warm-up and one measured run. "failed" counts socket
 errors, non-200 answers and answers carrying GraphQL \`errors\`. "vs PostGraphile" is req/s
-relative to PostGraphile on the same workload.
+relative to PostGraphile on the same workload. The nested and mix runs were made in ${ROUNDS}
+rounds, the servers interleaved in each (so that a drift in the machine's speed falls on all
+of them alike); each row is the server's median round, and "req/s by round" lists every
+round. The keyset runs were made once.
 
 ## Results
 
-${render(table(results, true), true)}
+${render(table(summary, true), true)}
 
 ### Keyset pagination at scale (orgql)
 
 \`members(first: 20, after: …)\` with the cursor of the member at 3/4 of the list, in an
 organization of 100 members and in one of 100,000 (bulk-inserted with SQL).
 
-${render(keysetTable(results, true), true)}
+${render(keysetTable(summary, true), true)}
 
 ### Targets (reported, not asserted)
 
