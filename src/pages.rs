@@ -5,8 +5,8 @@
 //!
 //! A page is always an index range scan: on PostgreSQL each parent's page is a `LATERAL`
 //! subquery (`… ORDER BY key LIMIT n` on the `(parent, key)` index); on SQLite, which has no
-//! `LATERAL`, one parent is the same plain query and several are numbered with
-//! `ROW_NUMBER() OVER (PARTITION BY parent …)`.
+//! `LATERAL`, each parent's page is the same plain query, joined by `UNION ALL` (up to 200
+//! parents; more are numbered with `ROW_NUMBER() OVER (PARTITION BY parent …)`).
 
 use std::collections::HashMap;
 
@@ -304,6 +304,10 @@ fn from_clause<M>(spec: &PageSpec<M>) -> String {
     }
 }
 
+/// Up to this many parents, a SQLite page statement is a `UNION ALL` of each parent's range
+/// scan; beyond it (SQLite allows 500 terms in a compound statement) one `ROW_NUMBER()` query.
+const SQLITE_UNION_PARENTS: usize = 200;
+
 /// One statement answering a page (`after`, `limit`) of `spec` rows for each of `parents`.
 fn page_statement<M>(
     backend: DbBackend,
@@ -320,6 +324,18 @@ fn page_statement<M>(
                 .bind(after.to_owned());
         }
         filter(sql);
+    };
+    let sqlite_range = |sql: &mut Sql, parent: i64| {
+        sql.push(&format!(
+            "SELECT {} FROM {} WHERE r.{} = ",
+            table_columns(spec),
+            from_clause(spec),
+            spec.parent
+        ))
+        .bind(parent);
+        after_and_filter(sql);
+        sql.push(&format!(" ORDER BY r.{} LIMIT ", spec.key))
+            .bind(limit as i64);
     };
     match (backend, parents) {
         (DbBackend::Postgres, _) => {
@@ -341,16 +357,20 @@ fn page_statement<M>(
                 .push(") t");
         }
         (_, [parent]) => {
-            sql.push(&format!(
-                "SELECT {} FROM {} WHERE r.{} = ",
-                table_columns(spec),
-                from_clause(spec),
-                spec.parent
-            ))
-            .bind(*parent);
-            after_and_filter(&mut sql);
-            sql.push(&format!(" ORDER BY r.{} LIMIT ", spec.key))
-                .bind(limit as i64);
+            sqlite_range(&mut sql, *parent);
+        }
+        (_, parents) if parents.len() <= SQLITE_UNION_PARENTS => {
+            // Each parent's range scan, one after another: no window to number the rows,
+            // so no temporary table holding every row of every parent.
+            for (i, parent) in parents.iter().enumerate() {
+                sql.push(if i == 0 {
+                    "SELECT * FROM ("
+                } else {
+                    " UNION ALL SELECT * FROM ("
+                });
+                sqlite_range(&mut sql, *parent);
+                sql.push(")");
+            }
         }
         _ => {
             sql.push(&format!(
