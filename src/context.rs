@@ -1,8 +1,8 @@
 //! What every resolver can reach: the shared application state, the viewer, the loaders.
 
-use async_graphql::Context;
 use std::hash::Hash;
 
+use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, Loader};
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;

@@ -30,20 +30,6 @@ use async_graphql::{ServerResult, Value};
 /// `T`, resolved eagerly (see the module's documentation). GraphQL sees `T`.
 pub struct Eager<T>(pub T);
 
-impl<T> From<T> for Eager<T> {
-    fn from(value: T) -> Self {
-        Eager(value)
-    }
-}
-
-impl<T> std::ops::Deref for Eager<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 impl<T: ContainerType + Sync> OutputType for Eager<T> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
@@ -78,7 +64,7 @@ impl<T: ContainerType + Sync> OutputType for Eager<T> {
 enum Selected<'a> {
     /// `__typename`, answered without a resolver.
     Typename(Name),
-    /// A field, answered by the resolver future at this index.
+    /// A field, answered by `T::resolve_field` in this field's context.
     Field(Context<'a>),
 }
 

@@ -471,37 +471,32 @@ impl DbLoader {
             parents.dedup();
             let statement = page_statement(backend, spec, &parents, after, limit, filter);
             let rows = self.db.query_all_raw(statement).await.map_err(db_error)?;
-            // The statement returns each parent's rows together (in key order): look up
-            // a parent's page once per run of its rows, not once per row.
-            let mut run: Option<(i64, Vec<M>)> = None;
-            let mut file = |parent: i64, rows: Vec<M>| {
+            // The statement returns each parent's rows together, in key order: file each
+            // parent's run of rows into its page with one look-up, not one per row.
+            let mut rows = rows
+                .iter()
+                .map(|row| (spec.read)(&mut Columns { row, next: 0 }).map_err(db_error))
+                .peekable();
+            while let Some(first) = rows.next() {
+                let first = first?;
+                let parent = parent_of(&first);
+                let mut run = Vec::with_capacity(limit as usize);
+                run.push(first);
+                while let Some(Ok(row)) =
+                    rows.next_if(|row| row.as_ref().is_ok_and(|row| parent_of(row) == parent))
+                {
+                    run.push(row);
+                }
                 let key = PageKey {
                     parent,
                     after: after.map(str::to_owned),
                     limit,
                 };
                 match pages.get_mut(&key) {
-                    Some(page) if page.is_empty() => *page = rows,
-                    Some(page) => page.extend(rows),
+                    Some(page) if page.is_empty() => *page = run,
+                    Some(page) => page.extend(run),
                     None => {}
                 }
-            };
-            for row in rows {
-                let row = (spec.read)(&mut Columns { row: &row, next: 0 }).map_err(db_error)?;
-                let parent = parent_of(&row);
-                match &mut run {
-                    Some((current, rows)) if *current == parent => rows.push(row),
-                    _ => {
-                        let mut rows = Vec::with_capacity(limit as usize);
-                        rows.push(row);
-                        if let Some((current, rows)) = run.replace((parent, rows)) {
-                            file(current, rows);
-                        }
-                    }
-                }
-            }
-            if let Some((current, rows)) = run {
-                file(current, rows);
             }
         }
         Ok(pages)
