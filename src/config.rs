@@ -113,6 +113,12 @@ pub struct Config {
     #[arg(long, env = "ORGQL_APQ_CACHE_SIZE", default_value_t = 1024)]
     pub apq_cache_size: usize,
 
+    /// How many parsed GraphQL documents to keep, in memory, by their exact text: a
+    /// repeated query skips parsing (validation still runs on every request). `0` turns the
+    /// cache off.
+    #[arg(long, env = "ORGQL_PARSED_CACHE_SIZE", default_value_t = 256)]
+    pub parsed_cache_size: usize,
+
     /// Seed a small demo world (two organizations, a few users and datasets, every role in
     /// use) when the database is empty, and print a token for each demo user.
     #[arg(long, env = "ORGQL_DEMO")]

@@ -9,7 +9,7 @@
 //! which cost the nested dashboard query a large share of its CPU.
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
@@ -85,25 +85,39 @@ impl QueryLimits {
     }
 }
 
+/// An LRU cache of `size` entries, or `None` for size 0.
+fn lru<V>(size: usize) -> Option<Mutex<lru::LruCache<String, V>>> {
+    NonZeroUsize::new(size).map(|size| Mutex::new(lru::LruCache::new(size)))
+}
+
 /// Admits requests: the checks above, and Apollo's automatic persisted queries.
 pub struct Admission {
     limits: QueryLimits,
     /// Query texts by SHA-256 (hex); `None` when APQ is off.
     persisted: Option<Mutex<lru::LruCache<String, String>>>,
+    /// Parsed documents by query text; `None` when the cache is off.
+    parsed: Option<Mutex<lru::LruCache<String, Arc<ExecutableDocument>>>>,
 }
 
 impl Admission {
-    /// Admission with `limits` and an APQ cache of `apq_cache_size` entries (0: APQ off).
-    pub fn new(limits: QueryLimits, apq_cache_size: usize) -> Self {
+    /// Admission with `limits`, an APQ cache of `apq_cache_size` entries (0: APQ off) and a
+    /// cache of `parsed_cache_size` parsed documents (0: every request is parsed).
+    pub fn new(limits: QueryLimits, apq_cache_size: usize, parsed_cache_size: usize) -> Self {
         Admission {
             limits,
-            persisted: NonZeroUsize::new(apq_cache_size)
-                .map(|size| Mutex::new(lru::LruCache::new(size))),
+            persisted: lru(apq_cache_size),
+            parsed: lru(parsed_cache_size),
         }
     }
 
     /// Checks `request` (filling in a persisted query's text and parsing the document, which
     /// the executor then reuses), or the error to answer instead of executing it.
+    ///
+    /// A client sends the same few documents over and over, and parsing one (async-graphql's
+    /// `pest` grammar) was a fifth of the CPU of a small query. So admitted documents are
+    /// kept, parsed, by their exact text: a repeated one is cloned, not parsed. What the
+    /// executor checks per request (validation against the schema and the variables, depth,
+    /// complexity) still runs every time.
     pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<(), ServerError> {
         self.resolve_persisted(request)?;
         if request.query.len() > self.limits.max_document_bytes {
@@ -112,6 +126,17 @@ impl Admission {
                 request.query.len(),
                 self.limits.max_document_bytes
             )));
+        }
+        let cached = self.parsed.as_ref().and_then(|cache| {
+            cache
+                .lock()
+                .expect("not poisoned")
+                .get(&request.query)
+                .cloned()
+        });
+        let hit = cached.is_some();
+        if let Some(document) = cached {
+            request.set_parsed_query(ExecutableDocument::clone(&document));
         }
         let document = request
             .parsed_query()
@@ -127,6 +152,13 @@ impl Admission {
                 ServerError::new("mutations must be sent with POST", None),
                 "BAD_REQUEST",
             ));
+        }
+        if let (false, Some(cache)) = (hit, &self.parsed) {
+            let document = Arc::new(document.clone());
+            cache
+                .lock()
+                .expect("not poisoned")
+                .put(request.query.clone(), document);
         }
         Ok(())
     }

@@ -164,6 +164,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
             max_root_fields: config.max_root_fields,
         },
         config.apq_cache_size,
+        config.parsed_cache_size,
     ));
     let request_timeout = Duration::from_secs(config.request_timeout_seconds);
     Router::new()

@@ -1,5 +1,5 @@
-//! What single-page apps and first-time users need: CORS, automatic persisted queries, and
-//! the demo world.
+//! What single-page apps and first-time users need: CORS, automatic persisted queries,
+//! repeated documents kept parsed, and the demo world.
 
 mod common;
 
@@ -204,4 +204,106 @@ async fn the_demo_world_has_every_role_and_tokens_that_work() {
         .await;
     assert_eq!(reply.data("/dataset/viewerRole"), "MANAGER");
     app.stop().await;
+}
+
+/// POSTs `query` as operation `operation` (if any) with `variables`, as `token`.
+async fn operation(
+    app: &common::TestApp,
+    token: &str,
+    query: &str,
+    operation: Option<&str>,
+    variables: Value,
+) -> Value {
+    let mut body = json!({ "query": query, "variables": variables });
+    if let Some(name) = operation {
+        body["operationName"] = json!(name);
+    }
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    response.json().await.expect("a JSON answer")
+}
+
+/// Repeated documents are kept parsed (`--parsed-cache-size`), and a kept document still
+/// answers each request by that request's own variables, `@include`/`@skip`, operation name,
+/// validation and limits, with the cache on and off alike.
+#[tokio::test]
+async fn a_repeated_document_answers_each_request_by_its_own_variables() {
+    for cache_size in [256, 0] {
+        let db = TestDatabase::create(&Backend::Sqlite).await;
+        let mut config = test_config(&db.url);
+        config.parsed_cache_size = cache_size;
+        let app = spawn_with(config).await;
+        let token = app.sign_up("jane").await;
+        app.sign_up("john").await;
+        let document = "query Someone($u: String!, $more: Boolean!) {
+  user(username: $u) { username email @include(if: $more) createdAt @skip(if: $more) }
+}
+query Me { viewer { username } }";
+        for round in 0..3 {
+            let context = format!("cache {cache_size}, round {round}");
+            let jane = operation(
+                &app,
+                &token,
+                document,
+                Some("Someone"),
+                json!({ "u": "jane", "more": true }),
+            )
+            .await;
+            assert_eq!(
+                jane,
+                json!({ "data": { "user": { "username": "jane", "email": "jane@example.com" } } }),
+                "{context}"
+            );
+            let john = operation(
+                &app,
+                &token,
+                document,
+                Some("Someone"),
+                json!({ "u": "john", "more": false }),
+            )
+            .await;
+            assert_eq!(john["data"]["user"]["username"], "john", "{context}");
+            assert!(john["data"]["user"]["createdAt"].is_string(), "{context}");
+            assert!(john["data"]["user"].get("email").is_none(), "{context}");
+            let me = operation(&app, &token, document, Some("Me"), json!({})).await;
+            assert_eq!(
+                me,
+                json!({ "data": { "viewer": { "username": "jane" } } }),
+                "{context}"
+            );
+
+            // Still refused per request: a missing variable, no operation name for a
+            // two-operation document, an unknown field, and a document that does not parse.
+            let missing = operation(&app, &token, document, Some("Someone"), json!({})).await;
+            assert_eq!(
+                missing["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{context}: {missing}"
+            );
+            let unnamed = operation(&app, &token, document, None, json!({})).await;
+            assert!(unnamed.get("data").is_none_or(Value::is_null), "{context}");
+            assert!(
+                unnamed["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Operation name required")),
+                "{context}: {unnamed}"
+            );
+            let unknown = operation(&app, &token, "{ viewer { shoeSize } }", None, json!({})).await;
+            assert_eq!(
+                unknown["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+                "{context}: {unknown}"
+            );
+            let broken = operation(&app, &token, "{ viewer { ", None, json!({})).await;
+            assert_eq!(
+                broken["errors"][0]["extensions"]["code"], "GRAPHQL_PARSE_FAILED",
+                "{context}: {broken}"
+            );
+        }
+        app.stop().await;
+    }
 }
