@@ -27,25 +27,32 @@ use async_graphql::resolver_utils::{ContainerType, resolve_container};
 use async_graphql::{Context, ContextSelectionSet, Name, OutputType, Positioned, ServerError};
 use async_graphql::{ServerResult, Value};
 
+/// The `OutputType` items that make a wrapper `W(T)` the very same GraphQL type as `T`.
+macro_rules! same_type_as_inner {
+    () => {
+        fn type_name() -> Cow<'static, str> {
+            T::type_name()
+        }
+
+        fn qualified_type_name() -> String {
+            T::qualified_type_name()
+        }
+
+        fn introspection_type_name(&self) -> Cow<'static, str> {
+            self.0.introspection_type_name()
+        }
+
+        fn create_type_info(registry: &mut Registry) -> String {
+            T::create_type_info(registry)
+        }
+    };
+}
+
 /// `T`, resolved eagerly (see the module's documentation). GraphQL sees `T`.
 pub struct Eager<T>(pub T);
 
 impl<T: ContainerType + Sync> OutputType for Eager<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
-    fn introspection_type_name(&self) -> Cow<'static, str> {
-        self.0.introspection_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        T::create_type_info(registry)
-    }
+    same_type_as_inner!();
 
     async fn resolve(
         &self,
@@ -56,6 +63,27 @@ impl<T: ContainerType + Sync> OutputType for Eager<T> {
         // fields' futures, which may contain objects (a member's user), so an unboxed type
         // would be infinitely recursive.
         let boxed: BoxFuture<'_, ServerResult<Value>> = Box::pin(resolve_eagerly(ctx, &self.0));
+        boxed.await
+    }
+}
+
+/// `T`, the same GraphQL type, resolved in a boxed future. For the large answers a field
+/// gives (connections, lists, interfaces): async-graphql's derived `resolve_field` future of
+/// an object holds its largest field's answer and that answer's `resolve` future inline, so
+/// every field future of the object has that size, and [`Eager`] moves each one twice.
+/// Boxing the few large answers (and the resolvers' own long awaits) keeps an object's field
+/// futures small: a `User`'s went from 488 to 232 bytes, a `Dataset`'s from 520 to 264.
+pub struct Boxed<T>(pub T);
+
+impl<T: OutputType> OutputType for Boxed<T> {
+    same_type_as_inner!();
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let boxed: BoxFuture<'_, ServerResult<Value>> = Box::pin(self.0.resolve(ctx, field));
         boxed.await
     }
 }

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::context::ContextExt;
-use crate::eager::Eager;
+use crate::eager::{Boxed, Eager};
 use crate::error::{ApiError, ApiResult};
 use crate::loaders::{DbLoader, LoadError};
 use crate::pages::{CollaboratorCount, CountKey, DatasetCount, MemberCount, PageKey};
@@ -157,7 +157,9 @@ impl ConnectionTotal {
 
 /// A Relay connection of `Node`s with `nodes` and `totalCount`. Its nodes resolve
 /// [eagerly](crate::eager): a page holds up to 100 of them.
-pub type KeyConnection<Node> = Connection<KeyCursor, Eager<Node>, ConnectionTotal>;
+/// (Boxed: a connection and its `resolve` future would otherwise sit inline in every field
+/// future of the object that has the connection field.)
+pub type KeyConnection<Node> = Boxed<Connection<KeyCursor, Eager<Node>, ConnectionTotal>>;
 
 /// Builds a connection page from `rows` fetched with `args.limit()`, each with its sort key.
 fn page<Node: ContainerType + Sync>(
@@ -172,7 +174,7 @@ fn page<Node: ContainerType + Sync>(
         rows.into_iter()
             .map(|(key, node)| Edge::new(KeyCursor(key), Eager(node))),
     );
-    connection
+    Boxed(connection)
 }
 
 impl<const KIND: u8> PageKey<KIND> {

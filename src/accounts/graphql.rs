@@ -9,7 +9,7 @@ use entity::roles::AccountKind;
 
 use crate::context::ContextExt;
 use crate::datasets::{self, DatasetConnection};
-use crate::eager::Eager;
+use crate::eager::{Boxed, Eager};
 use crate::error::ApiError;
 use crate::loaders::UserRowId;
 use crate::newtypes::{Email, Password, Username, username_key};
@@ -51,7 +51,10 @@ impl User {
     /// The organizations the user belongs to, with their role in each (ordered by the
     /// organization's username). Only the user themself may see this: `FORBIDDEN` for anyone
     /// else, `UNAUTHENTICATED` without a token.
-    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Eager<Member>>> {
+    async fn memberships(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Boxed<Vec<Eager<Member>>>> {
         let viewer = ctx.viewer().require()?;
         if viewer != self.0.id {
             return Err(ApiError::Forbidden(
@@ -59,14 +62,14 @@ impl User {
             )
             .into());
         }
-        // Boxed to keep `User`'s resolver future small (see `ContextExt::load`).
-        Ok(
+        // Boxed to keep `User`'s resolver future small (see `crate::eager::Boxed`).
+        Ok(Boxed(
             Box::pin(organizations::memberships_of_user(ctx.db(), self.0.id))
                 .await?
                 .into_iter()
                 .map(Eager)
                 .collect(),
-        )
+        ))
     }
 
     /// The datasets this user owns that the viewer may see, ordered by name
@@ -81,7 +84,7 @@ impl User {
         >,
     ) -> async_graphql::Result<DatasetConnection> {
         let args = PageArgs::parse(first, after)?;
-        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
+        Ok(Box::pin(datasets::owned_datasets(ctx, &self.0, &args)).await?)
     }
 }
 

@@ -8,7 +8,7 @@ use entity::{account, collaborator, dataset};
 
 use crate::accounts::User;
 use crate::context::ContextExt;
-use crate::eager::Eager;
+use crate::eager::{Boxed, Eager};
 use crate::error::{ApiError, ApiResult};
 use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, known_or_load};
 use crate::newtypes::DatasetName;
@@ -114,10 +114,10 @@ impl Dataset {
     }
 
     /// The user or organization that owns the dataset.
-    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<AccountInterface> {
-        Ok(AccountInterface::from_account(
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Boxed<AccountInterface>> {
+        Ok(Boxed(AccountInterface::from_account(
             self.owner_account(ctx).await?,
-        ))
+        )))
     }
 
     /// Free text describing the dataset ("" when none).
@@ -139,7 +139,11 @@ impl Dataset {
     /// The viewer's effective role: `ADMIN` for the owner and the owning organization's
     /// admins, otherwise the viewer's collaborator role; `null` when none.
     async fn viewer_role(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DatasetRole>> {
-        Ok(viewer_dataset_role(ctx, &self.0).await?.map(Into::into))
+        // Boxed, as the other awaits that hold much state here: every field future of a
+        // `Dataset` is as large as its largest one (see `crate::eager::Boxed`).
+        Ok(Box::pin(viewer_dataset_role(ctx, &self.0))
+            .await?
+            .map(Into::into))
     }
 
     /// The collaborators, ordered by username (case-insensitive). Any collaborator (or
@@ -157,7 +161,7 @@ impl Dataset {
         >,
     ) -> async_graphql::Result<CollaboratorConnection> {
         ctx.viewer().require()?;
-        let role = viewer_dataset_role(ctx, &self.0).await?;
+        let role = Box::pin(viewer_dataset_role(ctx, &self.0)).await?;
         if !dataset_allows(role, self.0.public, DatasetAction::ListCollaborators) {
             return Err(ApiError::Forbidden(
                 "only the dataset's collaborators may see its collaborators".into(),
@@ -165,7 +169,7 @@ impl Dataset {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        Ok(load_page(
+        Ok(Box::pin(load_page(
             ctx,
             &args,
             CollaboratorPage::of(self.0.id, &args),
@@ -176,7 +180,7 @@ impl Dataset {
                     Collaborator::with_user(c.row, c.user),
                 )
             },
-        )
+        ))
         .await?)
     }
 }

@@ -86,14 +86,17 @@ impl Organization {
         >,
     ) -> async_graphql::Result<MemberConnection> {
         ctx.viewer().require()?;
-        if !org_allows(self.viewer_role_inner(ctx).await?, OrgAction::ListMembers) {
+        if !org_allows(
+            Box::pin(self.viewer_role_inner(ctx)).await?,
+            OrgAction::ListMembers,
+        ) {
             return Err(ApiError::Forbidden(
                 "only members may see the organization's members".into(),
             )
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        Ok(load_page(
+        Ok(Box::pin(load_page(
             ctx,
             &args,
             MemberPage::of(self.0.id, &args),
@@ -101,7 +104,7 @@ impl Organization {
             |m: WithUser<membership::Model>| {
                 (m.row.username_key.clone(), Member::with_user(m.row, m.user))
             },
-        )
+        ))
         .await?)
     }
 
@@ -117,7 +120,7 @@ impl Organization {
         >,
     ) -> async_graphql::Result<DatasetConnection> {
         let args = PageArgs::parse(first, after)?;
-        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
+        Ok(Box::pin(datasets::owned_datasets(ctx, &self.0, &args)).await?)
     }
 }
 
