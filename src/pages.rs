@@ -103,13 +103,14 @@ impl Columns<'_> {
         Ok(value)
     }
 
-    /// The account [`USER_COLUMNS`] name, from the next columns.
-    fn user(&mut self) -> Result<account::Model, DbErr> {
+    /// The account of user `id` (whose `username_key` the row carries), its
+    /// [`USER_COLUMNS`] from the next columns.
+    fn user(&mut self, id: i64, username_key: &str) -> Result<account::Model, DbErr> {
         Ok(account::Model {
-            id: self.next()?,
-            kind: self.next()?,
+            id,
+            kind: AccountKind::User,
             username: self.next()?,
-            username_key: self.next()?,
+            username_key: username_key.to_owned(),
             created_at: self.next()?,
         })
     }
@@ -179,8 +180,11 @@ macro_rules! enum_cells {
 
 enum_cells!(AccountKind, OrganizationRole, DatasetRole);
 
-/// The `account` columns a page with `with_user` reads, as [`account::Model`] reads them.
-const USER_COLUMNS: &[&str] = &["id", "kind", "username", "username_key", "created_at"];
+/// The `account` columns a page with `with_user` reads. The rest of the user's account is
+/// in the row already: foreign keys tie the row's `(user_id, username_key)` to the account's
+/// `(id, username_key)` and `user_id` to `user_account`, so the kind is `USER`. (Three fewer
+/// columns for PostgreSQL to send and sqlx to decode, on every row of the largest pages.)
+const USER_COLUMNS: &[&str] = &["username", "created_at"];
 
 const MEMBERS: PageSpec<WithUser<membership::Model>> = PageSpec {
     table: "membership",
@@ -196,17 +200,16 @@ const MEMBERS: PageSpec<WithUser<membership::Model>> = PageSpec {
     key: "username_key",
     with_user: true,
     read: |c| {
-        Ok(WithUser {
-            row: membership::Model {
-                organization_id: c.next()?,
-                user_id: c.next()?,
-                username_key: c.next()?,
-                role: c.next()?,
-                default_dataset_role: c.next()?,
-                joined_at: c.next()?,
-            },
-            user: c.user()?,
-        })
+        let row = membership::Model {
+            organization_id: c.next()?,
+            user_id: c.next()?,
+            username_key: c.next()?,
+            role: c.next()?,
+            default_dataset_role: c.next()?,
+            joined_at: c.next()?,
+        };
+        let user = c.user(row.user_id, &row.username_key)?;
+        Ok(WithUser { row, user })
     },
 };
 
@@ -217,15 +220,14 @@ const COLLABORATORS: PageSpec<WithUser<collaborator::Model>> = PageSpec {
     key: "username_key",
     with_user: true,
     read: |c| {
-        Ok(WithUser {
-            row: collaborator::Model {
-                dataset_id: c.next()?,
-                user_id: c.next()?,
-                username_key: c.next()?,
-                role: c.next()?,
-            },
-            user: c.user()?,
-        })
+        let row = collaborator::Model {
+            dataset_id: c.next()?,
+            user_id: c.next()?,
+            username_key: c.next()?,
+            role: c.next()?,
+        };
+        let user = c.user(row.user_id, &row.username_key)?;
+        Ok(WithUser { row, user })
     },
 };
 
