@@ -178,7 +178,7 @@ macro_rules! enum_cells {
     )*};
 }
 
-enum_cells!(AccountKind, OrganizationRole, DatasetRole);
+enum_cells!(OrganizationRole, DatasetRole);
 
 /// The `account` columns a page with `with_user` reads. The rest of the user's account is
 /// in the row already: foreign keys tie the row's `(user_id, username_key)` to the account's
