@@ -106,3 +106,34 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
 pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DbBackend::Postgres
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    /// `.cargo/config.toml` builds the bundled SQLite with these options. A build without
+    /// them still answers correctly, but slower: it would compile every statement with a
+    /// bound `LIMIT` again on each execution (QPSG) and lock a global mutex around each of
+    /// SQLite's allocations (MEMSTATUS).
+    #[tokio::test]
+    async fn bundled_sqlite_is_built_with_our_options() {
+        let db = super::connect("sqlite::memory:", 1).await.unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} not in {options:?}"
+            );
+        }
+    }
+}
