@@ -7,6 +7,7 @@ use async_graphql::resolver_utils::ContainerType;
 use async_graphql::{Context, ID, Object};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::future::BoxFuture;
 
 use crate::context::ContextExt;
 use crate::eager::{Boxed, Eager};
@@ -190,21 +191,24 @@ impl<const KIND: u8> PageKey<KIND> {
 
 /// One page of a parent's children as a connection: the rows come from the request's
 /// batched page loader for the `key`'s kind (one statement for every parent asking in the same tick),
-/// and `node` turns each row into its sort key and node.
-pub async fn load_page<const KIND: u8, Row, Node>(
-    ctx: &Context<'_>,
-    args: &PageArgs,
+/// and `node` turns each row into its sort key and node. The future is boxed, so the
+/// connection resolvers awaiting it stay small (see [`crate::eager`]).
+pub fn load_page<'a, const KIND: u8, Row, Node>(
+    ctx: &'a Context<'_>,
+    args: &'a PageArgs,
     key: PageKey<KIND>,
     total: ConnectionTotal,
-    node: impl Fn(Row) -> (String, Node),
-) -> ApiResult<KeyConnection<Node>>
+    node: impl Fn(Row) -> (String, Node) + Send + 'a,
+) -> BoxFuture<'a, ApiResult<KeyConnection<Node>>>
 where
     DbLoader: async_graphql::dataloader::Loader<PageKey<KIND>, Value = Vec<Row>, Error = LoadError>,
     Row: Send + Sync + Clone + 'static,
-    Node: ContainerType + Sync,
+    Node: ContainerType + Send + Sync + 'a,
 {
-    let rows = ctx.load(key).await?.unwrap_or_default();
-    Ok(page(args, rows.into_iter().map(node).collect(), total))
+    Box::pin(async move {
+        let rows = ctx.load(key).await?.unwrap_or_default();
+        Ok(page(args, rows.into_iter().map(node).collect(), total))
+    })
 }
 
 #[cfg(test)]

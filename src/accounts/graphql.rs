@@ -84,7 +84,7 @@ impl User {
         >,
     ) -> async_graphql::Result<DatasetConnection> {
         let args = PageArgs::parse(first, after)?;
-        Ok(Box::pin(datasets::owned_datasets(ctx, &self.0, &args)).await?)
+        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 
 use entity::roles::OrganizationRole;
 use entity::{account, collaborator, dataset};
@@ -60,11 +61,11 @@ pub(crate) async fn viewer_dataset_role(
 
 /// The datasets `owner` owns that the viewer may see, one page of them in name order
 /// (batched with every other owner's page in the request; visibility is decided in SQL).
-pub(crate) async fn owned_datasets(
-    ctx: &Context<'_>,
+pub(crate) fn owned_datasets<'a>(
+    ctx: &'a Context<'_>,
     owner: &account::Model,
-    args: &PageArgs,
-) -> ApiResult<DatasetConnection> {
+    args: &'a PageArgs,
+) -> BoxFuture<'a, ApiResult<DatasetConnection>> {
     load_page(
         ctx,
         args,
@@ -72,7 +73,6 @@ pub(crate) async fn owned_datasets(
         ConnectionTotal::Datasets(owner.id),
         |d: dataset::Model| (d.name_key.clone(), Dataset(d)),
     )
-    .await
 }
 
 /// A dataset, owned by a user or an organization, with per-dataset collaborator roles.
@@ -169,7 +169,7 @@ impl Dataset {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        Ok(Box::pin(load_page(
+        Ok(load_page(
             ctx,
             &args,
             CollaboratorPage::of(self.0.id, &args),
@@ -180,7 +180,7 @@ impl Dataset {
                     Collaborator::with_user(c.row, c.user),
                 )
             },
-        ))
+        )
         .await?)
     }
 }

@@ -96,7 +96,7 @@ impl Organization {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        Ok(Box::pin(load_page(
+        Ok(load_page(
             ctx,
             &args,
             MemberPage::of(self.0.id, &args),
@@ -104,7 +104,7 @@ impl Organization {
             |m: WithUser<membership::Model>| {
                 (m.row.username_key.clone(), Member::with_user(m.row, m.user))
             },
-        ))
+        )
         .await?)
     }
 
@@ -120,7 +120,7 @@ impl Organization {
         >,
     ) -> async_graphql::Result<DatasetConnection> {
         let args = PageArgs::parse(first, after)?;
-        Ok(Box::pin(datasets::owned_datasets(ctx, &self.0, &args)).await?)
+        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
     }
 }
 
