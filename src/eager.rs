@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either, ready};
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::indexmap::map::Entry;
@@ -106,31 +106,29 @@ async fn resolve_eagerly<'a, T: ContainerType + Sync>(
     let mut entries = Vec::with_capacity(ctx.item.node.items.len());
     collect(ctx, ctx.item, root, &mut entries)?;
 
-    let resolved = futures_util::future::join_all(entries.iter().filter_map(|entry| match entry {
-        Selected::Field(field_ctx) => Some(root.resolve_field(field_ctx)),
-        Selected::Typename(_) => None,
+    // One future per entry (a ready one for `__typename`): the iterator's exact length lets
+    // `join_all` allocate its futures once, where a `filter_map` grew and then shrank them.
+    let resolved = futures_util::future::join_all(entries.iter().map(|entry| match entry {
+        Selected::Field(field_ctx) => Either::Left(root.resolve_field(field_ctx)),
+        Selected::Typename(_) => Either::Right(ready(Ok(None))),
     }))
     .await;
 
     let mut answer = IndexMap::with_capacity(entries.len());
-    let mut resolved = resolved.into_iter();
-    for entry in &entries {
-        let (key, value) = match entry {
-            Selected::Typename(key) => (
+    for (entry, resolved) in entries.iter().zip(resolved) {
+        let (key, value) = match (entry, resolved) {
+            (Selected::Typename(key), _) => (
                 key.clone(),
                 Value::String(root.introspection_type_name().into_owned()),
             ),
-            Selected::Field(field_ctx) => match resolved.next() {
-                Some(Ok(value)) => (
-                    field_ctx.item.node.response_key().node.clone(),
-                    value.unwrap_or_default(),
-                ),
-                Some(Err(error)) => {
-                    ctx.add_error(error);
-                    continue;
-                }
-                None => unreachable!("one resolved value per field entry"),
-            },
+            (Selected::Field(field_ctx), Ok(value)) => (
+                field_ctx.item.node.response_key().node.clone(),
+                value.unwrap_or_default(),
+            ),
+            (Selected::Field(_), Err(error)) => {
+                ctx.add_error(error);
+                continue;
+            }
         };
         merge(&mut answer, key, value);
     }
