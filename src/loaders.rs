@@ -4,9 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use async_graphql::dataloader::Loader;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QueryTrait, Select,
+};
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
@@ -47,13 +50,40 @@ pub async fn known_or_load(
 /// dataset pages apply).
 pub struct DbLoader {
     pub(crate) db: DatabaseConnection,
+    /// The server's statement counter ([`crate::context::AppState::statements`]).
+    pub(crate) statements: Arc<AtomicU64>,
     pub(crate) viewer: Option<i64>,
 }
 
 impl DbLoader {
-    /// A loader over `db` for `viewer` (`None`: anonymous).
-    pub fn new(db: DatabaseConnection, viewer: Option<i64>) -> Self {
-        DbLoader { db, viewer }
+    /// A loader over `db` for `viewer` (`None`: anonymous), counting its statements in
+    /// `statements`.
+    pub fn new(db: DatabaseConnection, statements: Arc<AtomicU64>, viewer: Option<i64>) -> Self {
+        DbLoader {
+            db,
+            statements,
+            viewer,
+        }
+    }
+
+    /// Runs `statement` (see [`crate::db::fetch_all`]).
+    pub(crate) async fn fetch_all(
+        &self,
+        statement: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, LoadError> {
+        crate::db::fetch_all(&self.db, &self.statements, statement)
+            .await
+            .map_err(db_error)
+    }
+
+    /// The rows `select` selects, as its entity's models.
+    async fn models<E: EntityTrait>(&self, select: Select<E>) -> Result<Vec<E::Model>, LoadError> {
+        let statement = select.build(self.db.get_database_backend());
+        self.fetch_all(statement)
+            .await?
+            .iter()
+            .map(|row| E::Model::from_query_result(row, "").map_err(db_error))
+            .collect()
     }
 }
 
@@ -106,11 +136,9 @@ impl DbLoader {
         E::Model: Send + Sync,
         K: Eq + std::hash::Hash,
     {
-        let rows = E::find()
-            .filter(column.is_in(distinct(ids)))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
+        let rows = self
+            .models(E::find().filter(column.is_in(distinct(ids))))
+            .await?;
         Ok(rows.into_iter().map(|r| (key(&r), r)).collect())
     }
 
@@ -129,12 +157,13 @@ impl DbLoader {
         E::Model: Send + Sync,
         K: Eq + std::hash::Hash,
     {
-        let rows = E::find()
-            .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
-            .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1))))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
+        let rows = self
+            .models(
+                E::find()
+                    .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
+                    .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1)))),
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| (key(&r), r))

@@ -12,9 +12,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
 use sea_orm::sqlx::{Decode, Postgres, Row, Sqlite, Type};
-use sea_orm::{
-    ActiveEnum, ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, TryGetable, Value,
-};
+use sea_orm::{ActiveEnum, DbBackend, DbErr, QueryResult, Statement, TryGetable, Value};
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership};
@@ -475,7 +473,7 @@ impl DbLoader {
             parents.sort_unstable();
             parents.dedup();
             let statement = page_statement(backend, spec, &parents, after, limit, filter);
-            let rows = self.db.query_all_raw(statement).await.map_err(db_error)?;
+            let rows = self.fetch_all(statement).await?;
             // The statement returns each parent's rows together, in key order: file each
             // parent's run of rows into its page with one look-up, not one per row.
             let mut rows = rows
@@ -517,7 +515,7 @@ impl DbLoader {
         parents.sort_unstable();
         parents.dedup();
         let statement = count_statement(self.db.get_database_backend(), spec, &parents, filter);
-        let rows = self.db.query_all_raw(statement).await.map_err(db_error)?;
+        let rows = self.fetch_all(statement).await?;
         let mut counts: HashMap<CountKey<KIND>, u64> = keys.iter().map(|k| (*k, 0)).collect();
         for row in rows {
             let parent: i64 = row.try_get("", "parent").map_err(db_error)?;

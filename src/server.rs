@@ -323,7 +323,11 @@ async fn execute(
     let scheduler = Arc::new(TickScheduler::default());
     let loader = || {
         DataLoader::new(
-            DbLoader::new(shared.state.db.clone(), viewer.user_id()),
+            DbLoader::new(
+                shared.state.db.clone(),
+                shared.state.statements.clone(),
+                viewer.user_id(),
+            ),
             scheduler.spawner(),
         )
         .delay(shared.state.loader_delay)
