@@ -117,31 +117,23 @@ pub async fn fetch_all(
     let values = statement.values.map(|values| values.0).unwrap_or_default();
     // Our own statements (page statements and sea-query's selects), every value bound.
     let sql = sqlx::AssertSqlSafe(statement.sql);
+    // On an acquired connection: the pool's own executor would pass every row through one
+    // more stream.
+    macro_rules! fetch_on {
+        ($pool:expr, $database:ty) => {{
+            let arguments = arguments::<$database>(values)?;
+            match $pool.acquire().await {
+                Ok(mut connection) => sqlx::query_with(sql, arguments)
+                    .fetch_all(&mut *connection)
+                    .await
+                    .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
+                Err(err) => Err(err),
+            }
+        }};
+    }
     let rows = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let arguments = arguments::<sqlx::Postgres>(values)?;
-            // On an acquired connection: the pool's own executor would pass every row
-            // through one more stream.
-            match db.get_postgres_connection_pool().acquire().await {
-                Ok(mut connection) => sqlx::query_with(sql, arguments)
-                    .fetch_all(&mut *connection)
-                    .await
-                    .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
-                Err(err) => Err(err),
-            }
-        }
-        DbBackend::Sqlite => {
-            let arguments = arguments::<sqlx::Sqlite>(values)?;
-            // On an acquired connection: the pool's own executor would pass every row
-            // through one more stream.
-            match db.get_sqlite_connection_pool().acquire().await {
-                Ok(mut connection) => sqlx::query_with(sql, arguments)
-                    .fetch_all(&mut *connection)
-                    .await
-                    .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
-                Err(err) => Err(err),
-            }
-        }
+        DbBackend::Postgres => fetch_on!(db.get_postgres_connection_pool(), sqlx::Postgres),
+        DbBackend::Sqlite => fetch_on!(db.get_sqlite_connection_pool(), sqlx::Sqlite),
         _ => {
             return Err(DbErr::Custom(
                 "fetch_all runs on PostgreSQL and SQLite".into(),
