@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::{TokenKeys, Viewer};
+use crate::db::Reader;
 use crate::error::ApiResult;
 use crate::loaders::{DbLoader, LoadError, load_error};
 
@@ -35,6 +36,11 @@ pub trait ContextExt {
     /// The connection pool.
     fn db(&self) -> &DatabaseConnection {
         &self.state().db
+    }
+    /// The pool for reading outside a transaction (see [`Reader`]).
+    fn reader(&self) -> Reader<'_> {
+        let state = self.state();
+        Reader::new(&state.db, &state.statements)
     }
     /// Who is asking.
     fn viewer(&self) -> Viewer;

@@ -9,7 +9,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{self, Arguments, Database as SqlxDatabase, Encode, Type};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryResult, RuntimeErr, Set, SqliteTransactionMode, Statement, TransactionOptions, Value,
+    ExecResult, QueryResult, RuntimeErr, Set, SqliteTransactionMode, Statement, TransactionOptions,
+    Value,
 };
 
 use entity::server_setting;
@@ -106,7 +107,8 @@ pub async fn setting_or_insert(
 /// large as the largest connection kind sea-orm supports, and moving them cost about 45,000
 /// instructions per statement, two thirds of orgql's own cost of one (a small query runs
 /// two or three). The rows are sea-orm's [`QueryResult`]s all the same. Values may be
-/// integers, booleans and strings, all that these statements bind.
+/// integers (sea-query binds `LIMIT` as an unsigned one), booleans and strings (enums are
+/// stored as strings): all that these statements and [`Reader`]'s selects bind.
 pub async fn fetch_all(
     db: &DatabaseConnection,
     statements: &AtomicU64,
@@ -143,6 +145,49 @@ pub async fn fetch_all(
     rows.map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
 }
 
+/// The pool as a read-only [`ConnectionTrait`] whose queries run through [`fetch_all`]: what
+/// resolvers read with outside transactions (`ctx.reader()`), so that sea-orm's selects
+/// (`.one(…)`, `.all(…)`) cost what the loaders' statements cost and are counted the same
+/// way. Writing through it is refused: writes belong in a transaction on the pool.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    db: &'a DatabaseConnection,
+    statements: &'a AtomicU64,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `db`, counting statements in `statements`.
+    pub fn new(db: &'a DatabaseConnection, statements: &'a AtomicU64) -> Self {
+        Reader { db, statements }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Reader<'_> {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    async fn execute_raw(&self, _: Statement) -> Result<ExecResult, DbErr> {
+        Err(DbErr::Custom("a Reader does not write".into()))
+    }
+
+    async fn execute_unprepared(&self, _: &str) -> Result<ExecResult, DbErr> {
+        Err(DbErr::Custom("a Reader does not write".into()))
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(fetch_all(self.db, self.statements, stmt)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        fetch_all(self.db, self.statements, stmt).await
+    }
+}
+
 /// `values` as sqlx arguments for `DB`.
 fn arguments<DB: SqlxDatabase>(values: Vec<Value>) -> Result<DB::Arguments, DbErr>
 where
@@ -156,6 +201,10 @@ where
         let added = match value {
             Value::BigInt(Some(v)) => arguments.add(v),
             Value::Int(Some(v)) => arguments.add(v),
+            // sea-query's `LIMIT` and `OFFSET` (PostgreSQL has no unsigned types).
+            Value::BigUnsigned(Some(v)) => arguments.add(i64::try_from(v).map_err(|_| {
+                DbErr::Custom(format!("fetch_all: {v} is out of range for a BIGINT"))
+            })?),
             Value::Bool(Some(v)) => arguments.add(v),
             Value::String(v) => arguments.add(v),
             other => {
@@ -182,6 +231,50 @@ pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    /// A [`super::Reader`] answers sea-orm's selects (with their bound `LIMIT 1`) through
+    /// `fetch_all`, counts each, and refuses to write.
+    #[tokio::test]
+    async fn a_reader_reads_counts_and_refuses_writes() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        use entity::roles::AccountKind;
+        use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+        let db = super::connect("sqlite::memory:", 1).await.unwrap();
+        super::migrate(&db).await.unwrap();
+        let statements = AtomicU64::new(0);
+        let reader = super::Reader::new(&db, &statements);
+        let by_key = |key: &str| {
+            entity::account::Entity::find()
+                .filter(entity::account::Column::UsernameKey.eq(key))
+                .filter(entity::account::Column::Kind.eq(AccountKind::Organization))
+        };
+        assert_eq!(by_key("acme").one(&reader).await.unwrap(), None);
+        let inserted = entity::account::ActiveModel {
+            kind: Set(AccountKind::Organization),
+            username: Set("Acme".into()),
+            username_key: Set("acme".into()),
+            created_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        assert_eq!(
+            by_key("acme").one(&reader).await.unwrap(),
+            Some(inserted.clone())
+        );
+        assert_eq!(by_key("acme").all(&reader).await.unwrap(), vec![inserted]);
+        assert_eq!(statements.load(Ordering::Relaxed), 3);
+        assert!(
+            reader
+                .execute_unprepared("DELETE FROM account")
+                .await
+                .is_err()
+        );
+        assert_eq!(by_key("acme").all(&db).await.unwrap().len(), 1);
+    }
 
     /// `.cargo/config.toml` builds the bundled SQLite with these options. A build without
     /// them still answers correctly, but slower: it would compile every statement with a

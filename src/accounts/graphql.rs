@@ -64,7 +64,7 @@ impl User {
         }
         // Boxed to keep `User`'s resolver future small (see `crate::eager::Boxed`).
         Ok(Boxed(
-            Box::pin(organizations::memberships_of_user(ctx.db(), self.0.id))
+            Box::pin(organizations::memberships_of_user(&ctx.reader(), self.0.id))
                 .await?
                 .into_iter()
                 .map(Eager)
@@ -98,7 +98,7 @@ impl AccountQuery {
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let id = ctx.viewer().require()?;
         let account = account::Entity::find_by_id(id)
-            .one(ctx.db())
+            .one(&ctx.reader())
             .await
             .map_err(ApiError::from)?
             // A valid token for an account that was deleted since.
@@ -117,7 +117,7 @@ impl AccountQuery {
         let account = account::Entity::find()
             .filter(account::Column::UsernameKey.eq(username_key(&username)))
             .filter(account::Column::Kind.eq(AccountKind::User))
-            .one(ctx.db())
+            .one(&ctx.reader())
             .await
             .map_err(ApiError::from)?;
         Ok(account.map(User))

@@ -248,7 +248,7 @@ impl DatasetQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "`owner/name`, e.g. `acme/street-scenes`.")] full_name: String,
     ) -> async_graphql::Result<Option<Dataset>> {
-        let Some(located) = super::find_dataset(ctx.db(), &full_name).await? else {
+        let Some(located) = super::find_dataset(&ctx.reader(), &full_name).await? else {
             return Ok(None);
         };
         let dataset = Dataset(located.dataset);

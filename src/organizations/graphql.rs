@@ -213,7 +213,7 @@ impl OrganizationQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The organization's username, in any case.")] username: String,
     ) -> async_graphql::Result<Option<Organization>> {
-        Ok(super::find_organization(ctx.db(), &username)
+        Ok(super::find_organization(&ctx.reader(), &username)
             .await?
             .map(Organization))
     }
@@ -240,7 +240,8 @@ impl OrgRoleGuard {
 impl Guard for OrgRoleGuard {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         let viewer = ctx.viewer().require()?;
-        let Some(organization) = super::find_organization(ctx.db(), &self.organization).await?
+        let Some(organization) =
+            super::find_organization(&ctx.reader(), &self.organization).await?
         else {
             return Ok(());
         };

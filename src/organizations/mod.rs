@@ -56,7 +56,10 @@ pub async fn membership(
 }
 
 /// Every membership of a user, ordered by the organization's username.
-pub async fn memberships_of_user(db: &DatabaseConnection, user_id: i64) -> ApiResult<Vec<Member>> {
+pub async fn memberships_of_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+) -> ApiResult<Vec<Member>> {
     let rows = membership::Entity::find()
         .filter(membership::Column::UserId.eq(user_id))
         .all(db)
