@@ -16,11 +16,15 @@
 //! directives (orgql has none) it falls back to async-graphql's own resolver.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::LazyLock;
 
 use futures_util::future::{BoxFuture, Either, ready};
 
 use async_graphql::indexmap::IndexMap;
-use async_graphql::indexmap::map::Entry;
+use async_graphql::indexmap::map::raw_entry_v1::RawEntryMut;
+use async_graphql::indexmap::map::{Entry, RawEntryApiV1};
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{ContainerType, resolve_container};
@@ -114,7 +118,7 @@ async fn resolve_eagerly<'a, T: ContainerType + Sync>(
     }))
     .await;
 
-    let mut answer = IndexMap::with_capacity(entries.len());
+    let mut answer = IndexMap::with_capacity_and_hasher(entries.len(), ANSWER_HASHER.clone());
     for (entry, resolved) in entries.iter().zip(resolved) {
         let (key, value) = match (entry, resolved) {
             (Selected::Typename(key), _) => (
@@ -198,30 +202,80 @@ fn collect<'a, T: ContainerType + Sync>(
     Ok(())
 }
 
-/// Puts `value` under `key`, merging it into an object (or list of objects) already there,
-/// as async-graphql does when fragments select the same field twice. (One hash per field:
-/// the answer's map is SipHash-keyed, and hashing was a visible share of the profile.)
-fn merge(target: &mut IndexMap<Name, Value>, key: Name, value: Value) {
-    match target.entry(key) {
-        Entry::Vacant(slot) => {
-            slot.insert(value);
+/// The hasher of every answer map [`Eager`] builds. `Value::Object`'s map hashes its keys
+/// with std's SipHash under a `RandomState`; giving all of ours one (random) state lets a
+/// key's hash be computed once and reused ([`key_hash`]), where a fresh state per map made
+/// every field of every object hash its name again: 5% of a dashboard request.
+static ANSWER_HASHER: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+
+/// How many keys [`key_hash`] remembers per thread.
+const KEY_HASH_SLOTS: usize = 64;
+
+thread_local! {
+    /// Recent keys and their hashes under [`ANSWER_HASHER`], by the address of the key's
+    /// text. An answer's keys are the query's response keys, shared (`Arc`) by every object
+    /// of a list, so the same few recur. Each slot holds its key, so the text it is known
+    /// by cannot be freed and its address reused for another key while it is here.
+    static KEY_HASHES: RefCell<[Option<(Name, u64)>; KEY_HASH_SLOTS]> =
+        const { RefCell::new([const { None }; KEY_HASH_SLOTS]) };
+}
+
+/// `key`'s hash under [`ANSWER_HASHER`].
+fn key_hash(key: &Name) -> u64 {
+    let text = key.as_str();
+    // Names' texts are heap allocations, at least 8-byte aligned.
+    let slot = (text.as_ptr() as usize >> 3) % KEY_HASH_SLOTS;
+    KEY_HASHES.with_borrow_mut(|slots| match &slots[slot] {
+        Some((known, hash)) if std::ptr::eq(known.as_str(), text) => *hash,
+        _ => {
+            let hash = ANSWER_HASHER.hash_one(key);
+            slots[slot] = Some((key.clone(), hash));
+            hash
         }
-        Entry::Occupied(mut slot) => match (slot.get_mut(), value) {
-            (Value::Object(existing), Value::Object(object)) => merge_objects(existing, object),
-            (Value::List(existing), Value::List(list)) => {
-                for (existing, value) in existing.iter_mut().zip(list) {
-                    if let (Value::Object(existing), Value::Object(object)) = (existing, value) {
-                        merge_objects(existing, object);
-                    }
-                }
-            }
-            _ => {}
-        },
+    })
+}
+
+/// Puts `value` under `key`, merging it into an object (or list of objects) already there,
+/// as async-graphql does when fragments select the same field twice. `target` is one of our
+/// answer maps (built with [`ANSWER_HASHER`]), so the key's remembered hash is its hash.
+fn merge(target: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+    let hash = key_hash(&key);
+    debug_assert_eq!(target.hasher().hash_one(&key), hash);
+    match target
+        .raw_entry_mut_v1()
+        .from_key_hashed_nocheck(hash, &key)
+    {
+        RawEntryMut::Vacant(slot) => {
+            slot.insert_hashed_nocheck(hash, key, value);
+        }
+        RawEntryMut::Occupied(mut slot) => merge_values(slot.get_mut(), value),
     }
 }
 
+/// Merges `value` into `existing`, the answer already under the same key.
+fn merge_values(existing: &mut Value, value: Value) {
+    match (existing, value) {
+        (Value::Object(existing), Value::Object(object)) => merge_objects(existing, object),
+        (Value::List(existing), Value::List(list)) => {
+            for (existing, value) in existing.iter_mut().zip(list) {
+                if let (Value::Object(existing), Value::Object(object)) = (existing, value) {
+                    merge_objects(existing, object);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Merges `object` into `target` key by key. `target` is an object a field answered, built
+/// with a hasher of its own, so this hashes as the map does.
 fn merge_objects(target: &mut IndexMap<Name, Value>, object: IndexMap<Name, Value>) {
     for (key, value) in object {
-        merge(target, key, value);
+        match target.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+            Entry::Occupied(mut slot) => merge_values(slot.get_mut(), value),
+        }
     }
 }
