@@ -146,7 +146,8 @@ pub async fn fetch_all(
 }
 
 /// The pool as a read-only [`ConnectionTrait`] whose queries run through [`fetch_all`]: what
-/// resolvers read with outside transactions (`ctx.reader()`), so that sea-orm's selects
+/// resolvers (`ctx.reader()`) and the loaders and pages (`DbLoader::reader`) read with
+/// outside transactions, so that sea-orm's selects
 /// (`.one(…)`, `.all(…)`) cost what the loaders' statements cost and are counted the same
 /// way. Writing through it is refused: writes belong in a transaction on the pool.
 #[derive(Clone, Copy)]

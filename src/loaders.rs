@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use async_graphql::dataloader::Loader;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QueryTrait, Select,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
+use crate::db::Reader;
 use crate::error::ApiError;
 
 /// The loaders' error: shared, because one batch answers many callers.
@@ -66,24 +65,10 @@ impl DbLoader {
         }
     }
 
-    /// Runs `statement` (see [`crate::db::fetch_all`]).
-    pub(crate) async fn fetch_all(
-        &self,
-        statement: sea_orm::Statement,
-    ) -> Result<Vec<sea_orm::QueryResult>, LoadError> {
-        crate::db::fetch_all(&self.db, &self.statements, statement)
-            .await
-            .map_err(db_error)
-    }
-
-    /// The rows `select` selects, as its entity's models.
-    async fn models<E: EntityTrait>(&self, select: Select<E>) -> Result<Vec<E::Model>, LoadError> {
-        let statement = select.build(self.db.get_database_backend());
-        self.fetch_all(statement)
-            .await?
-            .iter()
-            .map(|row| E::Model::from_query_result(row, "").map_err(db_error))
-            .collect()
+    /// Reads for this loader (see [`crate::db::Reader`]): sea-orm's selects on
+    /// [`crate::db::fetch_all`], counted with the server's other statements.
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader::new(&self.db, &self.statements)
     }
 }
 
@@ -136,9 +121,11 @@ impl DbLoader {
         E::Model: Send + Sync,
         K: Eq + std::hash::Hash,
     {
-        let rows = self
-            .models(E::find().filter(column.is_in(distinct(ids))))
-            .await?;
+        let rows = E::find()
+            .filter(column.is_in(distinct(ids)))
+            .all(&self.reader())
+            .await
+            .map_err(db_error)?;
         Ok(rows.into_iter().map(|r| (key(&r), r)).collect())
     }
 
@@ -157,13 +144,12 @@ impl DbLoader {
         E::Model: Send + Sync,
         K: Eq + std::hash::Hash,
     {
-        let rows = self
-            .models(
-                E::find()
-                    .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
-                    .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1)))),
-            )
-            .await?;
+        let rows = E::find()
+            .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
+            .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1))))
+            .all(&self.reader())
+            .await
+            .map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|r| (key(&r), r))

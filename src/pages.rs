@@ -14,7 +14,9 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use async_graphql::dataloader::Loader;
 use sea_orm::sqlx::{Decode, Postgres, Row, Sqlite, Type};
-use sea_orm::{ActiveEnum, DbBackend, DbErr, QueryResult, Statement, TryGetable, Value};
+use sea_orm::{
+    ActiveEnum, ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, TryGetable, Value,
+};
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership};
@@ -531,7 +533,11 @@ impl DbLoader {
             parents.sort_unstable();
             parents.dedup();
             let statement = page_statement(backend, spec, &parents, after, limit, filter);
-            let rows = self.fetch_all(statement).await?;
+            let rows = self
+                .reader()
+                .query_all_raw(statement)
+                .await
+                .map_err(db_error)?;
             // The statement returns each parent's rows together, in key order: file each
             // parent's run of rows into its page with one look-up, not one per row.
             let mut rows = rows
@@ -573,7 +579,11 @@ impl DbLoader {
         parents.sort_unstable();
         parents.dedup();
         let statement = count_statement(self.db.get_database_backend(), spec, &parents, filter);
-        let rows = self.fetch_all(statement).await?;
+        let rows = self
+            .reader()
+            .query_all_raw(statement)
+            .await
+            .map_err(db_error)?;
         let mut counts: HashMap<CountKey<KIND>, u64> = keys.iter().map(|k| (*k, 0)).collect();
         for row in rows {
             let parent: i64 = row.try_get("", "parent").map_err(db_error)?;
