@@ -37,10 +37,12 @@ pub trait ContextExt {
     fn db(&self) -> &DatabaseConnection {
         &self.state().db
     }
-    /// The pool for reading outside a transaction (see [`Reader`]).
+    /// This request's reads outside a transaction (see [`Reader`]): on its own connection
+    /// when its operation only reads (see [`crate::db::Held`]). Resolvers of queries read
+    /// only through this and [`ContextExt::load`], never `db()` itself: a query holding a
+    /// connection must not wait for a second.
     fn reader(&self) -> Reader<'_> {
-        let state = self.state();
-        Reader::new(&state.db, &state.statements)
+        self.loader().loader().reader()
     }
     /// Who is asking.
     fn viewer(&self) -> Viewer;

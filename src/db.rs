@@ -101,6 +101,27 @@ pub async fn setting_or_insert(
         .ok_or_else(|| DbErr::RecordNotFound(key.to_owned()))
 }
 
+/// One request's own pooled connection, for the statements of an operation that only reads
+/// (see [`Reader::holding`]).
+///
+/// sqlx pings a pooled connection when it is acquired (`test_before_acquire`, which recovery
+/// after a database restart relies on) and again when it goes back to the pool (always, in
+/// sqlx 0.9): two round trips, and a spawned task, for every statement. A query that runs
+/// six statements ran eighteen round trips; holding one connection for the request runs
+/// eight. The connection is taken at the request's first statement and goes back to the
+/// pool when the request's loaders are dropped, as the operation's execution ends.
+///
+/// Only for queries: a request holding a connection must never wait for a second one, or
+/// requests holding every pooled connection would all wait for one more. Mutations open
+/// transactions on the pool, so their requests read per statement as before.
+#[derive(Default)]
+pub struct Held(tokio::sync::Mutex<Option<HeldConnection>>);
+
+enum HeldConnection {
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
 /// Runs a read-only `statement` straight on sqlx's pool and returns its rows, counting it in
 /// `statements` (as the metric callback counts sea-orm's). The loaders and pages run most of
 /// a request's statements through this: sea-orm's `query_all` nests three futures, each as
@@ -109,10 +130,17 @@ pub async fn setting_or_insert(
 /// two or three). The rows are sea-orm's [`QueryResult`]s all the same. Values may be
 /// integers (sea-query binds `LIMIT` as an unsigned one), booleans and strings (enums are
 /// stored as strings): all that these statements and [`Reader`]'s selects bind.
+///
+/// With `held`, the statement runs on the request's own connection (acquired first if it has
+/// none yet), one statement at a time. The connection is taken out of `held` while the
+/// statement runs and put back only when it succeeded: a statement that failed, or whose
+/// future was dropped half-way, hands its connection back to the pool, whose release ping
+/// resets it or closes it, and the request's next statement acquires another.
 pub async fn fetch_all(
     db: &DatabaseConnection,
     statements: &AtomicU64,
     statement: Statement,
+    held: Option<&Held>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     statements.fetch_add(1, Ordering::Relaxed);
     tracing::trace!(target: "orgql::sql", sql = %statement.sql);
@@ -122,20 +150,42 @@ pub async fn fetch_all(
     // On an acquired connection: the pool's own executor would pass every row through one
     // more stream.
     macro_rules! fetch_on {
-        ($pool:expr, $database:ty) => {{
+        ($pool:expr, $database:ty, $variant:ident) => {{
             let arguments = arguments::<$database>(values)?;
-            match $pool.acquire().await {
-                Ok(mut connection) => sqlx::query_with(sql, arguments)
-                    .fetch_all(&mut *connection)
-                    .await
-                    .map(|rows| rows.into_iter().map(QueryResult::from).collect()),
-                Err(err) => Err(err),
+            let query = sqlx::query_with(sql, arguments);
+            let collect = |rows: Vec<<$database as SqlxDatabase>::Row>| {
+                rows.into_iter().map(QueryResult::from).collect()
+            };
+            match held {
+                None => match $pool.acquire().await {
+                    Ok(mut connection) => query.fetch_all(&mut *connection).await.map(collect),
+                    Err(err) => Err(err),
+                },
+                Some(held) => {
+                    let mut slot = held.0.lock().await;
+                    let connection = match slot.take() {
+                        Some(HeldConnection::$variant(connection)) => Ok(connection),
+                        _ => $pool.acquire().await,
+                    };
+                    match connection {
+                        Ok(mut connection) => {
+                            let rows = query.fetch_all(&mut *connection).await;
+                            if rows.is_ok() {
+                                *slot = Some(HeldConnection::$variant(connection));
+                            }
+                            rows.map(collect)
+                        }
+                        Err(err) => Err(err),
+                    }
+                }
             }
         }};
     }
     let rows = match db.get_database_backend() {
-        DbBackend::Postgres => fetch_on!(db.get_postgres_connection_pool(), sqlx::Postgres),
-        DbBackend::Sqlite => fetch_on!(db.get_sqlite_connection_pool(), sqlx::Sqlite),
+        DbBackend::Postgres => {
+            fetch_on!(db.get_postgres_connection_pool(), sqlx::Postgres, Postgres)
+        }
+        DbBackend::Sqlite => fetch_on!(db.get_sqlite_connection_pool(), sqlx::Sqlite, Sqlite),
         _ => {
             return Err(DbErr::Custom(
                 "fetch_all runs on PostgreSQL and SQLite".into(),
@@ -154,12 +204,24 @@ pub async fn fetch_all(
 pub struct Reader<'a> {
     db: &'a DatabaseConnection,
     statements: &'a AtomicU64,
+    held: Option<&'a Held>,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads `db`, counting statements in `statements`.
+    /// Reads `db`, counting statements in `statements`; each statement on a connection of
+    /// its own from the pool.
     pub fn new(db: &'a DatabaseConnection, statements: &'a AtomicU64) -> Self {
-        Reader { db, statements }
+        Reader {
+            db,
+            statements,
+            held: None,
+        }
+    }
+
+    /// The same, running every statement on the connection `held` (if `Some`): one
+    /// request's (see [`Held`]).
+    pub fn holding(self, held: Option<&'a Held>) -> Self {
+        Reader { held, ..self }
     }
 }
 
@@ -178,14 +240,14 @@ impl ConnectionTrait for Reader<'_> {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        Ok(fetch_all(self.db, self.statements, stmt)
+        Ok(fetch_all(self.db, self.statements, stmt, self.held)
             .await?
             .into_iter()
             .next())
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        fetch_all(self.db, self.statements, stmt).await
+        fetch_all(self.db, self.statements, stmt, self.held).await
     }
 }
 
@@ -275,6 +337,50 @@ mod tests {
                 .is_err()
         );
         assert_eq!(by_key("acme").all(&db).await.unwrap().len(), 1);
+    }
+
+    /// A [`super::Reader`] holding a [`super::Held`] runs every statement on one pooled
+    /// connection and keeps it between statements; a failed statement hands it back to the
+    /// pool, and dropping the `Held` returns it.
+    #[tokio::test]
+    async fn a_holding_reader_keeps_one_connection_until_dropped() {
+        use std::sync::atomic::AtomicU64;
+        use std::time::Duration;
+
+        let db = super::connect("sqlite::memory:", 2).await.unwrap();
+        super::migrate(&db).await.unwrap();
+        let pool = db.get_sqlite_connection_pool();
+        // Both connections open and idle.
+        let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        drop((a, b));
+        let idle = |wanted: usize| async move {
+            // Connections go back to the pool in a spawned task.
+            for _ in 0..200 {
+                if pool.num_idle() == wanted {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{} idle connections, not {wanted}", pool.num_idle());
+        };
+        idle(2).await;
+
+        let statements = AtomicU64::new(0);
+        let held = super::Held::default();
+        let reader = super::Reader::new(&db, &statements).holding(Some(&held));
+        let select = |sql: &str| Statement::from_string(DbBackend::Sqlite, sql.to_owned());
+        for _ in 0..3 {
+            let rows = reader.query_all_raw(select("SELECT 1")).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            idle(1).await;
+        }
+        assert!(reader.query_all_raw(select("SELECT nope")).await.is_err());
+        idle(2).await;
+        reader.query_all_raw(select("SELECT 1")).await.unwrap();
+        idle(1).await;
+        drop(held);
+        idle(2).await;
+        assert_eq!(statements.into_inner(), 5);
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite with these options. A build without

@@ -111,14 +111,16 @@ impl Admission {
     }
 
     /// Checks `request` (filling in a persisted query's text and parsing the document, which
-    /// the executor then reuses), or the error to answer instead of executing it.
+    /// the executor then reuses), or the error to answer instead of executing it. `Ok(true)`
+    /// when every operation in the document is a query (it opens no transaction, so it may
+    /// hold a connection: see [`crate::db::Held`]).
     ///
     /// A client sends the same few documents over and over, and parsing one (async-graphql's
     /// `pest` grammar) was a fifth of the CPU of a small query. So admitted documents are
     /// kept, parsed, by their exact text: a repeated one is cloned, not parsed. What the
     /// executor checks per request (validation against the schema and the variables, depth,
     /// complexity) still runs every time.
-    pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<(), ServerError> {
+    pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<bool, ServerError> {
         self.resolve_persisted(request)?;
         if request.query.len() > self.limits.max_document_bytes {
             return Err(refused(format!(
@@ -142,12 +144,11 @@ impl Admission {
             .parsed_query()
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
         self.limits.check(document)?;
-        if via_get
-            && document
-                .operations
-                .iter()
-                .any(|(_, op)| op.node.ty != OperationType::Query)
-        {
+        let only_queries = document
+            .operations
+            .iter()
+            .all(|(_, op)| op.node.ty == OperationType::Query);
+        if via_get && !only_queries {
             return Err(with_code(
                 ServerError::new("mutations must be sent with POST", None),
                 "BAD_REQUEST",
@@ -160,7 +161,7 @@ impl Admission {
                 .expect("not poisoned")
                 .put(request.query.clone(), document);
         }
-        Ok(())
+        Ok(only_queries)
     }
 
     /// Apollo's APQ protocol: `extensions.persistedQuery.sha256Hash` names the query; without
@@ -214,4 +215,36 @@ fn bad_persisted(message: &str) -> ServerError {
         ServerError::new(format!("persistedQuery: {message}"), None),
         "BAD_USER_INPUT",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Admission, QueryLimits};
+
+    /// `admit` tells a document of queries (which may hold a connection) from one with a
+    /// mutation in it, whichever operation the request picks.
+    #[test]
+    fn admit_tells_queries_from_mutations() {
+        let limits = QueryLimits {
+            max_document_bytes: 10_000,
+            max_aliases: 10,
+            max_root_fields: 10,
+        };
+        for parsed_cache_size in [0, 8] {
+            let admission = Admission::new(limits, 0, parsed_cache_size);
+            let admit = |query: &str| {
+                admission
+                    .admit(&mut async_graphql::Request::new(query), false)
+                    .unwrap()
+            };
+            for _ in 0..2 {
+                assert!(admit("{ viewer { id } }"));
+                assert!(admit("query A { viewer { id } } query B { __typename }"));
+                assert!(!admit("mutation { logOut { ok } }"));
+                assert!(!admit(
+                    "query A { viewer { id } } mutation B { logOut { ok } }"
+                ));
+            }
+        }
+    }
 }

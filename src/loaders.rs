@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
-use crate::db::Reader;
+use crate::db::{Held, Reader};
 use crate::error::ApiError;
 
 /// The loaders' error: shared, because one batch answers many callers.
@@ -52,23 +52,34 @@ pub struct DbLoader {
     /// The server's statement counter ([`crate::context::AppState::statements`]).
     pub(crate) statements: Arc<AtomicU64>,
     pub(crate) viewer: Option<i64>,
+    /// The request's own connection, when its operation only reads (see [`Held`]).
+    held: Option<Held>,
 }
 
 impl DbLoader {
     /// A loader over `db` for `viewer` (`None`: anonymous), counting its statements in
-    /// `statements`.
-    pub fn new(db: DatabaseConnection, statements: Arc<AtomicU64>, viewer: Option<i64>) -> Self {
+    /// `statements`. With `hold`, the request's statements run on one connection that it
+    /// holds until the loader is dropped: only for operations that open no transaction
+    /// (queries; see [`Held`]).
+    pub fn new(
+        db: DatabaseConnection,
+        statements: Arc<AtomicU64>,
+        viewer: Option<i64>,
+        hold: bool,
+    ) -> Self {
         DbLoader {
             db,
             statements,
             viewer,
+            held: hold.then(Held::default),
         }
     }
 
-    /// Reads for this loader (see [`crate::db::Reader`]): sea-orm's selects on
-    /// [`crate::db::fetch_all`], counted with the server's other statements.
+    /// Reads for this request (see [`crate::db::Reader`]): sea-orm's selects on
+    /// [`crate::db::fetch_all`], counted with the server's other statements, on the
+    /// request's own connection if it holds one.
     pub(crate) fn reader(&self) -> Reader<'_> {
-        Reader::new(&self.db, &self.statements)
+        Reader::new(&self.db, &self.statements).holding(self.held.as_ref())
     }
 }
 

@@ -321,12 +321,13 @@ async fn execute(
     };
     // Loaders batch per tick of this request's executor (see `crate::tick`).
     let scheduler = Arc::new(TickScheduler::default());
-    let loader = || {
+    let loader = |only_queries: bool| {
         DataLoader::new(
             DbLoader::new(
                 shared.state.db.clone(),
                 shared.state.statements.clone(),
                 viewer.user_id(),
+                only_queries,
             ),
             scheduler.spawner(),
         )
@@ -338,11 +339,13 @@ async fn execute(
     let client = ClientAddr(client.ip());
     let run = |mut request: async_graphql::Request| {
         let admitted = shared.admission.admit(&mut request, via_get);
-        let request = request.data(viewer).data(client).data(loader());
+        // A query holds one connection for its statements (see `crate::db::Held`).
+        let only_queries = admitted.as_ref().is_ok_and(|only| *only);
+        let request = request.data(viewer).data(client).data(loader(only_queries));
         let schema = shared.schema.clone();
         async move {
             match admitted {
-                Ok(()) => schema.execute(request).await,
+                Ok(_) => schema.execute(request).await,
                 Err(refused) => async_graphql::Response::from_errors(vec![refused]),
             }
         }

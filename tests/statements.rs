@@ -202,3 +202,61 @@ async fn the_dashboard_costs_the_same_statements_at_every_size(backend: Backend)
 }
 
 on_both_databases!(the_dashboard_costs_the_same_statements_at_every_size);
+
+/// A query runs its statements on one connection that it holds for the request; a mutation
+/// takes one per statement and one for its transaction, and never holds one while it waits
+/// for another. So a pool of a single connection serves both, concurrently: were a request
+/// to hold the connection while waiting for a second, it would wait out the acquire timeout
+/// and answer `INTERNAL_SERVER_ERROR`.
+async fn one_pooled_connection_serves_queries_and_mutations(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let mut config = test_config(&db.url);
+    config.db_max_connections = 1;
+    config.request_timeout_seconds = 600;
+    let app = spawn_with(config).await;
+    let token = seed(&app, 3).await;
+    let rename = |o: usize, round: usize| {
+        let app = &app;
+        let token = &token;
+        async move {
+            app.gql(
+                Some(token),
+                "mutation($input: UpdateOrganizationInput!) {
+                   updateOrganization(input: $input) { organization { username displayName } }
+                 }",
+                json!({ "input": { "organization": format!("org{o:03}"), "displayName": format!("Org {o} / {round}") } }),
+            )
+            .await
+        }
+    };
+    for round in 0..3 {
+        let dashboards = futures_util::future::join_all(
+            (0..4).map(|_| app.gql(Some(&token), DASHBOARD, json!({}))),
+        );
+        let renames = futures_util::future::join_all((0..3).map(|o| rename(o, round)));
+        let (dashboards, renames) = tokio::join!(dashboards, renames);
+        for reply in dashboards {
+            let memberships = reply.data("/viewer/memberships").as_array().unwrap();
+            assert_eq!(memberships.len(), 3, "{:?}", reply.body);
+        }
+        for (o, reply) in renames.into_iter().enumerate() {
+            assert_eq!(
+                reply.data("/updateOrganization/organization/displayName"),
+                &json!(format!("Org {o} / {round}")),
+                "{:?}",
+                reply.body
+            );
+        }
+    }
+    let reply = app
+        .gql(
+            Some(&token),
+            "{ organization(username: \"org002\") { displayName } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.data("/organization/displayName"), "Org 2 / 2");
+    app.stop().await;
+}
+
+on_both_databases!(one_pooled_connection_serves_queries_and_mutations);
