@@ -11,6 +11,7 @@ pub mod demo;
 pub mod eager;
 pub mod error;
 mod graphiql;
+mod json;
 pub mod limits;
 pub mod loaders;
 pub mod newtypes;

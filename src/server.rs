@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql_axum::GraphQLBatchRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -375,7 +375,29 @@ async fn execute(
             "the request took too long and was cancelled; nothing it did was kept",
         );
     };
-    GraphQLResponse::from(finish(response)).into_response()
+    graphql_response(&finish(response))
+}
+
+/// `response` over HTTP, as async-graphql-axum's `GraphQLResponse` answers it (GraphQL over
+/// HTTP's media type, the operation's cache control when it succeeded, the headers it set),
+/// with the body written by [`crate::json`].
+fn graphql_response(response: &BatchResponse) -> Response {
+    let mut answer = Response::new(axum::body::Body::from(crate::json::batch_response_body(
+        response,
+    )));
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/graphql-response+json"),
+    );
+    if response.is_ok()
+        && let Some(cache_control) = response.cache_control().value()
+        && let Ok(value) = HeaderValue::from_str(&cache_control)
+    {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.extend(response.http_headers());
+    answer
 }
 
 /// Every error leaves with a code. Ours carry one already; async-graphql's own get Apollo's:
