@@ -114,8 +114,14 @@ pub async fn setting_or_insert(
 /// Only for queries: a request holding a connection must never wait for a second one, or
 /// requests holding every pooled connection would all wait for one more. Mutations open
 /// transactions on the pool, so their requests read per statement as before.
-#[derive(Default)]
-pub struct Held(tokio::sync::Mutex<Option<HeldConnection>>);
+///
+/// Each statement on it runs in a task of its own, which locks the connection, runs the
+/// statement and puts the connection back. A resolver's statement must not keep it locked
+/// until the resolver is polled again: while the request's batches run, [`crate::tick`]
+/// does not poll its resolvers at all, and a batch waiting for the connection would wait
+/// forever.
+#[derive(Clone, Default)]
+pub struct Held(Arc<tokio::sync::Mutex<Option<HeldConnection>>>);
 
 enum HeldConnection {
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
@@ -132,10 +138,12 @@ enum HeldConnection {
 /// stored as strings): all that these statements and [`Reader`]'s selects bind.
 ///
 /// With `held`, the statement runs on the request's own connection (acquired first if it has
-/// none yet), one statement at a time. The connection is taken out of `held` while the
-/// statement runs and put back only when it succeeded: a statement that failed, or whose
-/// future was dropped half-way, hands its connection back to the pool, whose release ping
-/// resets it or closes it, and the request's next statement acquires another.
+/// none yet), one statement at a time, in a task of its own (see [`Held`]). The connection
+/// is taken out of `held` while the statement runs and put back only when it succeeded: a
+/// statement that failed hands its connection back to the pool, whose release ping resets
+/// it or closes it, and the request's next statement acquires another. A request dropped
+/// half-way lets its running statement finish; the connection goes back to the pool with
+/// the last `Held`.
 pub async fn fetch_all(
     db: &DatabaseConnection,
     statements: &AtomicU64,
@@ -162,20 +170,29 @@ pub async fn fetch_all(
                     Err(err) => Err(err),
                 },
                 Some(held) => {
-                    let mut slot = held.0.lock().await;
-                    let connection = match slot.take() {
-                        Some(HeldConnection::$variant(connection)) => Ok(connection),
-                        _ => $pool.acquire().await,
-                    };
-                    match connection {
-                        Ok(mut connection) => {
-                            let rows = query.fetch_all(&mut *connection).await;
-                            if rows.is_ok() {
-                                *slot = Some(HeldConnection::$variant(connection));
+                    // In a task of its own (see `Held`): it unlocks the connection as soon as
+                    // the statement is done, whether or not the caller is polled.
+                    let (slot, pool) = (held.0.clone(), $pool.clone());
+                    let statement = tokio::spawn(async move {
+                        let mut slot = slot.lock().await;
+                        let connection = match slot.take() {
+                            Some(HeldConnection::$variant(connection)) => Ok(connection),
+                            _ => pool.acquire().await,
+                        };
+                        match connection {
+                            Ok(mut connection) => {
+                                let rows = query.fetch_all(&mut *connection).await;
+                                if rows.is_ok() {
+                                    *slot = Some(HeldConnection::$variant(connection));
+                                }
+                                rows
                             }
-                            rows.map(collect)
+                            Err(err) => Err(err),
                         }
-                        Err(err) => Err(err),
+                    });
+                    match statement.await {
+                        Ok(rows) => rows.map(collect),
+                        Err(_) => Err(sqlx::Error::WorkerCrashed),
                     }
                 }
             }

@@ -12,7 +12,9 @@
 //! level, and independent branches of the query (say, members and datasets of the same
 //! organizations) meet at each level. So the number of statements depends on the query's
 //! shape alone, not on which branch's query the database answered first. (Resolvers hold no
-//! database connection while they wait for a batch, so this cannot starve the pool.)
+//! database connection while they wait for a batch, so this cannot starve the pool. A
+//! query's own connection, [`crate::db::Held`], is locked only by the statement running on
+//! it, in a task of its own, never by a resolver that is not being polled.)
 
 use std::future::Future;
 use std::pin::Pin;
