@@ -21,12 +21,23 @@ pub struct AppState {
     /// How many SQL statements the server has run (for metrics and the statement-count
     /// test).
     pub statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The pooled connections set aside for queries (see [`crate::db::QueryConnections`]).
+    pub query_connections: std::sync::Arc<crate::db::QueryConnections>,
     /// How long loaders gather keys before a batch runs.
     pub loader_delay: std::time::Duration,
     /// Limits `logIn` attempts.
     pub login_limiter: crate::ratelimit::LoginLimiter,
     /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).
     pub dummy_hash: String,
+}
+
+impl AppState {
+    /// Closes the database gracefully: first the connections kept for queries, since sqlx's
+    /// `close` waits for every connection to come back to its pool, then the pool.
+    pub async fn close(&self) {
+        self.query_connections.close_all();
+        self.db.clone().close().await.ok();
+    }
 }
 
 /// Shorthands for resolvers.

@@ -108,8 +108,9 @@ pub async fn setting_or_insert(
 /// after a database restart relies on) and again when it goes back to the pool (always, in
 /// sqlx 0.9): two round trips, and a spawned task, for every statement. A query that runs
 /// six statements ran eighteen round trips; holding one connection for the request runs
-/// eight. The connection is taken at the request's first statement and goes back to the
-/// pool when the request's loaders are dropped, as the operation's execution ends.
+/// eight. The connection is taken at the request's first statement, from the
+/// [`QueryConnections`] set aside for queries, and goes back there when the request's
+/// loaders are dropped, as the operation's execution ends.
 ///
 /// Only for queries: a request holding a connection must never wait for a second one, or
 /// requests holding every pooled connection would all wait for one more. Mutations open
@@ -120,12 +121,166 @@ pub async fn setting_or_insert(
 /// until the resolver is polled again: while the request's batches run, [`crate::tick`]
 /// does not poll its resolvers at all, and a batch waiting for the connection would wait
 /// forever.
-#[derive(Clone, Default)]
-pub struct Held(Arc<tokio::sync::Mutex<Option<HeldConnection>>>);
+#[derive(Clone)]
+pub struct Held(Arc<HeldSlot>);
+
+struct HeldSlot {
+    slot: tokio::sync::Mutex<Slot>,
+    queries: Arc<QueryConnections>,
+}
+
+/// What a request holds: its connection, once its first statement took one, and the
+/// permit it took it under (none when no connections are set aside for queries).
+#[derive(Default)]
+struct Slot {
+    connection: Option<HeldConnection>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 enum HeldConnection {
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+/// The databases whose connections a [`Held`] keeps.
+trait Holdable: SqlxDatabase {
+    fn wrap(connection: sqlx::pool::PoolConnection<Self>) -> HeldConnection;
+    fn unwrap(connection: HeldConnection) -> Option<sqlx::pool::PoolConnection<Self>>;
+}
+
+impl Holdable for sqlx::Postgres {
+    fn wrap(connection: sqlx::pool::PoolConnection<Self>) -> HeldConnection {
+        HeldConnection::Postgres(connection)
+    }
+    fn unwrap(connection: HeldConnection) -> Option<sqlx::pool::PoolConnection<Self>> {
+        match connection {
+            HeldConnection::Postgres(connection) => Some(connection),
+            HeldConnection::Sqlite(_) => None,
+        }
+    }
+}
+
+impl Holdable for sqlx::Sqlite {
+    fn wrap(connection: sqlx::pool::PoolConnection<Self>) -> HeldConnection {
+        HeldConnection::Sqlite(connection)
+    }
+    fn unwrap(connection: HeldConnection) -> Option<sqlx::pool::PoolConnection<Self>> {
+        match connection {
+            HeldConnection::Sqlite(connection) => Some(connection),
+            HeldConnection::Postgres(_) => None,
+        }
+    }
+}
+
+/// How long a connection kept for queries may take to answer its ping before it is given
+/// up as dead (then the request opens another, within [`ACQUIRE_TIMEOUT`]).
+const KEPT_PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The pooled connections set aside for queries: half the pool (none with a pool of one).
+///
+/// A query's connection ([`Held`]) comes from here and goes back here, not to sqlx's pool,
+/// whose release costs a ping (a round trip and a spawned task) every time. A query gives
+/// its connection back only when every statement on it succeeded; a connection whose
+/// statement failed goes back to sqlx's pool, which resets it or closes it. A kept
+/// connection is pinged before the next query uses it, as sqlx pings one it hands out, so a
+/// restarted database is noticed at once: a failed ping drops every kept connection, and
+/// the query opens a fresh one.
+///
+/// At most half the pool's connections are kept or in use by queries at once (a semaphore;
+/// a query waits for a permit in turn, within [`ACQUIRE_TIMEOUT`]). The other half serves
+/// mutations, which open transactions on sqlx's pool and must never wait for connections
+/// that queries keep idle.
+pub struct QueryConnections {
+    /// Connections that finished a query cleanly, the most recent last.
+    kept: std::sync::Mutex<Vec<HeldConnection>>,
+    /// One permit per connection queries may hold, kept or in use.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// How many permits there are (0: queries take connections from sqlx's pool).
+    capacity: usize,
+}
+
+impl QueryConnections {
+    /// Sets aside half of a pool of `max_connections`.
+    pub fn new(max_connections: u32) -> Self {
+        let capacity = (max_connections / 2) as usize;
+        QueryConnections {
+            kept: std::sync::Mutex::new(Vec::with_capacity(capacity)),
+            permits: Arc::new(tokio::sync::Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    fn pop(&self) -> Option<HeldConnection> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Closes every kept connection: when one failed its ping (the database went away), and
+    /// before the pool closes (see [`crate::context::AppState::close`]).
+    pub fn close_all(&self) {
+        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+        for connection in kept {
+            match connection {
+                HeldConnection::Postgres(mut c) => c.close_on_drop(),
+                HeldConnection::Sqlite(mut c) => c.close_on_drop(),
+            }
+        }
+    }
+}
+
+impl Held {
+    /// A request's slot, taking its connection from `queries` at its first statement.
+    pub fn new(queries: Arc<QueryConnections>) -> Self {
+        Held(Arc::new(HeldSlot {
+            slot: tokio::sync::Mutex::new(Slot::default()),
+            queries,
+        }))
+    }
+
+    /// The connection for the request's next statement: the one it holds, else a kept
+    /// one that answers its ping, else a new one from `pool`.
+    async fn connection<DB: Holdable>(
+        &self,
+        slot: &mut Slot,
+        pool: &sqlx::Pool<DB>,
+    ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+        if let Some(connection) = slot.connection.take().and_then(DB::unwrap) {
+            return Ok(connection);
+        }
+        let queries = &self.0.queries;
+        if queries.capacity > 0 && slot.permit.is_none() {
+            let permit =
+                tokio::time::timeout(ACQUIRE_TIMEOUT, queries.permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+                    .map_err(|_| sqlx::Error::PoolClosed)?;
+            slot.permit = Some(permit);
+            if let Some(mut kept) = queries.pop().and_then(DB::unwrap) {
+                let ping = sqlx::Connection::ping(&mut *kept);
+                if let Ok(Ok(())) = tokio::time::timeout(KEPT_PING_TIMEOUT, ping).await {
+                    return Ok(kept);
+                }
+                kept.close_on_drop();
+                queries.close_all();
+            }
+        }
+        pool.acquire().await
+    }
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        let slot = self.slot.get_mut();
+        // Kept before the permit is released, so that the query it wakes finds it.
+        if let Some(connection) = slot.connection.take()
+            && slot.permit.is_some()
+        {
+            self.queries
+                .kept
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(connection);
+        }
+    }
 }
 
 /// Runs a read-only `statement` straight on sqlx's pool and returns its rows, counting it in
@@ -158,7 +313,7 @@ pub async fn fetch_all(
     // On an acquired connection: the pool's own executor would pass every row through one
     // more stream.
     macro_rules! fetch_on {
-        ($pool:expr, $database:ty, $variant:ident) => {{
+        ($pool:expr, $database:ty) => {{
             let arguments = arguments::<$database>(values)?;
             let query = sqlx::query_with(sql, arguments);
             let collect = |rows: Vec<<$database as SqlxDatabase>::Row>| {
@@ -172,23 +327,15 @@ pub async fn fetch_all(
                 Some(held) => {
                     // In a task of its own (see `Held`): it unlocks the connection as soon as
                     // the statement is done, whether or not the caller is polled.
-                    let (slot, pool) = (held.0.clone(), $pool.clone());
+                    let (held, pool) = (held.clone(), $pool.clone());
                     let statement = tokio::spawn(async move {
-                        let mut slot = slot.lock().await;
-                        let connection = match slot.take() {
-                            Some(HeldConnection::$variant(connection)) => Ok(connection),
-                            _ => pool.acquire().await,
-                        };
-                        match connection {
-                            Ok(mut connection) => {
-                                let rows = query.fetch_all(&mut *connection).await;
-                                if rows.is_ok() {
-                                    *slot = Some(HeldConnection::$variant(connection));
-                                }
-                                rows
-                            }
-                            Err(err) => Err(err),
+                        let mut slot = held.0.slot.lock().await;
+                        let mut connection = held.connection::<$database>(&mut slot, &pool).await?;
+                        let rows = query.fetch_all(&mut *connection).await;
+                        if rows.is_ok() {
+                            slot.connection = Some(<$database as Holdable>::wrap(connection));
                         }
+                        rows
                     });
                     match statement.await {
                         Ok(rows) => rows.map(collect),
@@ -200,9 +347,9 @@ pub async fn fetch_all(
     }
     let rows = match db.get_database_backend() {
         DbBackend::Postgres => {
-            fetch_on!(db.get_postgres_connection_pool(), sqlx::Postgres, Postgres)
+            fetch_on!(db.get_postgres_connection_pool(), sqlx::Postgres)
         }
-        DbBackend::Sqlite => fetch_on!(db.get_sqlite_connection_pool(), sqlx::Sqlite, Sqlite),
+        DbBackend::Sqlite => fetch_on!(db.get_sqlite_connection_pool(), sqlx::Sqlite),
         _ => {
             return Err(DbErr::Custom(
                 "fetch_all runs on PostgreSQL and SQLite".into(),
@@ -310,6 +457,8 @@ pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     /// A [`super::Reader`] answers sea-orm's selects (with their bound `LIMIT 1`) through
@@ -358,9 +507,10 @@ mod tests {
 
     /// A [`super::Reader`] holding a [`super::Held`] runs every statement on one pooled
     /// connection and keeps it between statements; a failed statement hands it back to the
-    /// pool, and dropping the `Held` returns it.
+    /// pool; dropping the `Held` keeps the connection for the next query, which reuses it;
+    /// and queries hold at most half the pool at once.
     #[tokio::test]
-    async fn a_holding_reader_keeps_one_connection_until_dropped() {
+    async fn a_holding_reader_keeps_one_connection_for_the_next_query() {
         use std::sync::atomic::AtomicU64;
         use std::time::Duration;
 
@@ -382,10 +532,12 @@ mod tests {
         };
         idle(2).await;
 
+        let queries = Arc::new(super::QueryConnections::new(2));
+        let kept = || queries.kept.lock().unwrap().len();
         let statements = AtomicU64::new(0);
-        let held = super::Held::default();
-        let reader = super::Reader::new(&db, &statements).holding(Some(&held));
         let select = |sql: &str| Statement::from_string(DbBackend::Sqlite, sql.to_owned());
+        let held = super::Held::new(queries.clone());
+        let reader = super::Reader::new(&db, &statements).holding(Some(&held));
         for _ in 0..3 {
             let rows = reader.query_all_raw(select("SELECT 1")).await.unwrap();
             assert_eq!(rows.len(), 1);
@@ -396,8 +548,38 @@ mod tests {
         reader.query_all_raw(select("SELECT 1")).await.unwrap();
         idle(1).await;
         drop(held);
-        idle(2).await;
-        assert_eq!(statements.into_inner(), 5);
+        // Kept for the next query, not given back to the pool.
+        assert_eq!(kept(), 1);
+        idle(1).await;
+
+        // The next query reuses it; a second query at once waits for it (a pool of two sets
+        // one aside for queries) until the first is done.
+        let first = super::Held::new(queries.clone());
+        let reader = super::Reader::new(&db, &statements).holding(Some(&first));
+        reader.query_all_raw(select("SELECT 1")).await.unwrap();
+        assert_eq!(kept(), 0);
+        idle(1).await;
+        let second = super::Held::new(queries.clone());
+        let waiting = tokio::spawn({
+            let (db, second) = (db.clone(), second.clone());
+            async move {
+                let statements = AtomicU64::new(0);
+                let reader = super::Reader::new(&db, &statements).holding(Some(&second));
+                reader
+                    .query_all_raw(select("SELECT 2"))
+                    .await
+                    .map(|rows| rows.len())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the second query did not wait");
+        drop(first);
+        assert_eq!(waiting.await.unwrap().unwrap(), 1);
+        assert_eq!(kept(), 0);
+        idle(1).await;
+        drop(second);
+        assert_eq!(kept(), 1);
+        assert_eq!(statements.into_inner(), 6);
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite with these options. A build without

@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
-use crate::db::{Held, Reader};
+use crate::db::{Held, QueryConnections, Reader};
 use crate::error::ApiError;
 
 /// The loaders' error: shared, because one batch answers many callers.
@@ -58,20 +58,20 @@ pub struct DbLoader {
 
 impl DbLoader {
     /// A loader over `db` for `viewer` (`None`: anonymous), counting its statements in
-    /// `statements`. With `hold`, the request's statements run on one connection that it
-    /// holds until the loader is dropped: only for operations that open no transaction
-    /// (queries; see [`Held`]).
+    /// `statements`. With `hold`, the request's statements run on one connection, taken
+    /// from those set aside for queries and held until the loader is dropped: only for
+    /// operations that open no transaction (queries; see [`Held`]).
     pub fn new(
         db: DatabaseConnection,
         statements: Arc<AtomicU64>,
         viewer: Option<i64>,
-        hold: bool,
+        hold: Option<&Arc<QueryConnections>>,
     ) -> Self {
         DbLoader {
             db,
             statements,
             viewer,
-            held: hold.then(Held::default),
+            held: hold.map(|queries| Held::new(queries.clone())),
         }
     }
 

@@ -96,6 +96,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         db,
         statements,
+        query_connections: Arc::new(crate::db::QueryConnections::new(config.db_max_connections)),
         loader_delay: Duration::from_micros(config.loader_delay_micros),
         keys,
         login_limiter: crate::ratelimit::LoginLimiter::new(
@@ -327,7 +328,7 @@ async fn execute(
                 shared.state.db.clone(),
                 shared.state.statements.clone(),
                 viewer.user_id(),
-                only_queries,
+                only_queries.then_some(&shared.state.query_connections),
             ),
             scheduler.spawner(),
         )

@@ -498,7 +498,7 @@ async fn http_edge_health_graphiql_get_queries_and_no_mutations_over_get() {
     assert_eq!(reply.data("/user"), &Value::Null);
 
     // With the database gone, /health says so (503) and GraphQL answers a clean error.
-    app.state().db.clone().close().await.unwrap();
+    app.state().close().await;
     let health = app
         .client
         .get(format!("{}/health", app.address))

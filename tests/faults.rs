@@ -305,6 +305,10 @@ async fn an_unreachable_postgres_fails_fast_and_the_server_recovers() {
         .await
         .data("/createDataset");
     assert_eq!(health(&app).await, 200);
+    // A query, so that a connection is kept for the next one (see `orgql::db::QueryConnections`):
+    // below, that kept connection is dead or silent, and the next query must notice.
+    let reply = app.gql(Some(&token), READ, json!({})).await;
+    assert_eq!(reply.data("/user/username"), "before");
 
     // 1. PostgreSQL goes down: connections cut, new ones refused.
     proxy.down();
@@ -312,8 +316,9 @@ async fn an_unreachable_postgres_fails_fast_and_the_server_recovers() {
     proxy.restore().await;
     assert_recovered(&app, &token, "down", 1).await;
 
-    // 2. A network partition: connections silent, new ones never answered. Pooled
-    //    connections are pinged before use, so the hang is bounded by the acquire timeout.
+    // 2. A network partition: connections silent, new ones never answered. Connections are
+    //    pinged before use (a kept one within 3 s, a pooled one within the acquire timeout),
+    //    so the hang is bounded.
     proxy.partition();
     assert_unavailable(&app, &token, "partition").await;
     proxy.restore().await;

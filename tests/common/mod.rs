@@ -378,7 +378,7 @@ impl TestApp {
             let _ = server.await;
         }
         if let Some(state) = self.state.take() {
-            state.db.clone().close().await.ok();
+            state.close().await;
         }
     }
 }
