@@ -203,12 +203,20 @@ pub fn load_page<'a, const KIND: u8, Row, Node>(
     node: impl Fn(Row) -> (String, Node) + Send + 'a,
 ) -> BoxFuture<'a, ApiResult<KeyConnection<Node>>>
 where
-    DbLoader: async_graphql::dataloader::Loader<PageKey<KIND>, Value = Vec<Row>, Error = LoadError>,
+    DbLoader: async_graphql::dataloader::Loader<
+            PageKey<KIND>,
+            Value = crate::pages::Page<Row>,
+            Error = LoadError,
+        >,
     Row: Send + Sync + Clone + 'static,
     Node: ContainerType + Send + Sync + 'a,
 {
     Box::pin(async move {
-        let rows = ctx.load(key).await?.unwrap_or_default();
+        let rows = ctx
+            .load(key)
+            .await?
+            .map(std::sync::Arc::unwrap_or_clone)
+            .unwrap_or_default();
         Ok(page(args, rows.into_iter().map(node).collect(), total))
     })
 }
