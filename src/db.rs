@@ -328,10 +328,14 @@ pub async fn fetch_all(
                     // In a task of its own (see `Held`): it unlocks the connection as soon as
                     // the statement is done, whether or not the caller is polled.
                     let (held, pool) = (held.clone(), $pool.clone());
+                    // The task's future stays small: the futures that acquire and fetch (a
+                    // few kilobytes each) are boxed, since tokio copies a task's whole future
+                    // when it spawns it and again when the task finishes.
                     let statement = tokio::spawn(async move {
                         let mut slot = held.0.slot.lock().await;
-                        let mut connection = held.connection::<$database>(&mut slot, &pool).await?;
-                        let rows = query.fetch_all(&mut *connection).await;
+                        let mut connection =
+                            Box::pin(held.connection::<$database>(&mut slot, &pool)).await?;
+                        let rows = Box::pin(query.fetch_all(&mut *connection)).await;
                         if rows.is_ok() {
                             slot.connection = Some(<$database as Holdable>::wrap(connection));
                         }
