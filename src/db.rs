@@ -108,9 +108,10 @@ pub async fn setting_or_insert(
 /// after a database restart relies on) and again when it goes back to the pool (always, in
 /// sqlx 0.9): two round trips, and a spawned task, for every statement. A query that runs
 /// six statements ran eighteen round trips; holding one connection for the request runs
-/// eight. The connection is taken at the request's first statement, from the
-/// [`QueryConnections`] set aside for queries, and goes back there when the request's
-/// loaders are dropped, as the operation's execution ends.
+/// eight, and handing it on to the next query without going through the pool runs seven.
+/// The connection is taken at the request's first statement, from the [`QueryConnections`]
+/// set aside for queries, and goes back there when the request's loaders are dropped, as
+/// the operation's execution ends.
 ///
 /// Only for queries: a request holding a connection must never wait for a second one, or
 /// requests holding every pooled connection would all wait for one more. Mutations open
