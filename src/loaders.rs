@@ -54,6 +54,9 @@ pub struct DbLoader {
     pub(crate) viewer: Option<i64>,
     /// The request's own connection, when its operation only reads (see [`Held`]).
     held: Option<Held>,
+    /// The viewer's private row, when `viewer` read it with the account in one statement
+    /// (for `viewer { email }`, which would otherwise load it in a second).
+    viewer_row: std::sync::OnceLock<user_account::Model>,
 }
 
 impl DbLoader {
@@ -72,7 +75,19 @@ impl DbLoader {
             statements,
             viewer,
             held: hold.map(|queries| Held::new(queries.clone())),
+            viewer_row: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Keeps the viewer's private row, read along with their account, for this request.
+    pub(crate) fn keep_viewer_row(&self, row: user_account::Model) {
+        // A second `viewer` field in the same operation read the same row.
+        let _ = self.viewer_row.set(row);
+    }
+
+    /// The private row of user `id`, if `viewer` read it already in this request.
+    pub(crate) fn viewer_row(&self, id: i64) -> Option<&user_account::Model> {
+        self.viewer_row.get().filter(|row| row.account_id == id)
     }
 
     /// Reads for this request (see [`crate::db::Reader`]): sea-orm's selects on

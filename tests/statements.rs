@@ -203,6 +203,47 @@ async fn the_dashboard_costs_the_same_statements_at_every_size(backend: Backend)
 
 on_both_databases!(the_dashboard_costs_the_same_statements_at_every_size);
 
+/// `viewer` reads the account and, when `email` is asked for, the private row in the same
+/// statement; other users' emails stay hidden.
+async fn the_viewer_with_their_email_costs_one_statement(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let app = spawn_with(test_config(&db.url)).await;
+    let token = app.sign_up("jane").await;
+    app.sign_up("john").await;
+    for (query, email) in [
+        ("{ viewer { username } }", None),
+        ("{ viewer { username email } }", Some("/viewer/email")),
+        (
+            "{ me: viewer { ... on User { mail: email } } }",
+            Some("/me/mail"),
+        ),
+        (
+            "{ viewer { ...Private } } fragment Private on User { email }",
+            Some("/viewer/email"),
+        ),
+    ] {
+        let before = app.state().statements.load(Ordering::SeqCst);
+        let reply = app.gql(Some(&token), query, json!({})).await;
+        let after = app.state().statements.load(Ordering::SeqCst);
+        assert_eq!(after - before, 1, "{query}: {}", reply.body);
+        if let Some(pointer) = email {
+            assert_eq!(reply.data(pointer), "jane@example.com", "{query}");
+        }
+    }
+    let reply = app
+        .gql(
+            Some(&token),
+            "{ viewer { email } user(username: \"john\") { email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.data("/viewer/email"), "jane@example.com");
+    assert_eq!(reply.data("/user/email"), &serde_json::Value::Null);
+    app.stop().await;
+}
+
+on_both_databases!(the_viewer_with_their_email_costs_one_statement);
+
 /// A query runs its statements on one connection that it holds for the request; a mutation
 /// takes one per statement and one for its transaction, and never holds one while it waits
 /// for another. So a pool of a single connection serves both, concurrently: were a request
