@@ -57,6 +57,9 @@ pub struct DbLoader {
     /// The viewer's private row, when `viewer` read it with the account in one statement
     /// (for `viewer { email }`, which would otherwise load it in a second).
     viewer_row: std::sync::OnceLock<user_account::Model>,
+    /// The viewer's membership of the organization that `organization(username:)` read it
+    /// with (`None` inside: not a member), for the role checks that would otherwise load it.
+    known_membership: std::sync::OnceLock<(MembershipKey, Option<membership::Model>)>,
 }
 
 impl DbLoader {
@@ -76,7 +79,24 @@ impl DbLoader {
             viewer,
             held: hold.map(|queries| Held::new(queries.clone())),
             viewer_row: std::sync::OnceLock::new(),
+            known_membership: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Keeps the membership `key` (or that there is none), read along with the
+    /// organization, for this request. Only the first one read is kept.
+    pub(crate) fn keep_membership(&self, key: MembershipKey, row: Option<membership::Model>) {
+        let _ = self.known_membership.set((key, row));
+    }
+
+    /// The membership `key`, if it was read already in this request: `Some(None)` when
+    /// there is none.
+    pub(crate) fn known_membership(
+        &self,
+        key: &MembershipKey,
+    ) -> Option<Option<&membership::Model>> {
+        let (known, row) = self.known_membership.get()?;
+        (known == key).then_some(row.as_ref())
     }
 
     /// Keeps the viewer's private row, read along with their account, for this request.

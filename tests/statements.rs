@@ -244,6 +244,70 @@ async fn the_viewer_with_their_email_costs_one_statement(backend: Backend) {
 
 on_both_databases!(the_viewer_with_their_email_costs_one_statement);
 
+/// `organization(username:)` reads the viewer's membership with the organization, so a
+/// member's first page of members costs two statements (the organization and the page); a
+/// non-member is refused the list after one.
+async fn an_organizations_members_page_costs_two_statements(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let app = spawn_with(test_config(&db.url)).await;
+    let admin = app.sign_up("ann").await;
+    let outsider = app.sign_up("otto").await;
+    app.sign_up("bob").await;
+    app.create_org(&admin, "acme").await;
+    app.add_member(&admin, "acme", "bob", "MEMBER", json!(null))
+        .await
+        .data("/addMember/member");
+    let members = "{ organization(username: \"ACME\") { username viewerRole
+        members(first: 20) { nodes { role user { username } } pageInfo { hasNextPage } } } }";
+    let cases = [
+        (Some(admin.as_str()), members, 2, "ADMIN"),
+        (Some(outsider.as_str()), members, 1, ""),
+        (
+            Some(outsider.as_str()),
+            "{ organization(username: \"acme\") { username viewerRole } }",
+            1,
+            "",
+        ),
+        (
+            None,
+            "{ organization(username: \"acme\") { username } }",
+            1,
+            "",
+        ),
+    ];
+    for (token, query, statements, role) in cases {
+        let before = app.state().statements.load(Ordering::SeqCst);
+        let reply = app.gql(token, query, json!({})).await;
+        let after = app.state().statements.load(Ordering::SeqCst);
+        assert_eq!(after - before, statements, "{query}: {}", reply.body);
+        if role == "ADMIN" {
+            assert_eq!(reply.data("/organization/viewerRole"), "ADMIN");
+            let nodes = reply
+                .data("/organization/members/nodes")
+                .as_array()
+                .unwrap();
+            let names: Vec<_> = nodes
+                .iter()
+                .map(|n| n["user"]["username"].clone())
+                .collect();
+            assert_eq!(names, [json!("ann"), json!("bob")]);
+        } else if token.is_some() && query == members {
+            reply.expect_code("FORBIDDEN");
+        } else {
+            assert_eq!(reply.data("/organization/username"), "acme");
+            if token.is_some() {
+                assert_eq!(
+                    reply.data("/organization/viewerRole"),
+                    &serde_json::Value::Null
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
+
+on_both_databases!(an_organizations_members_page_costs_two_statements);
+
 /// A query runs its statements on one connection that it holds for the request; a mutation
 /// takes one per statement and one for its transaction, and never holds one while it waits
 /// for another. So a pool of a single connection serves both, concurrently: were a request

@@ -31,12 +31,14 @@ impl Organization {
         let Some(viewer) = ctx.viewer().user_id() else {
             return Ok(None);
         };
-        let member = ctx
-            .load(MembershipKey {
-                organization_id: self.0.id,
-                user_id: viewer,
-            })
-            .await?;
+        let key = MembershipKey {
+            organization_id: self.0.id,
+            user_id: viewer,
+        };
+        if let Some(known) = ctx.loader().loader().known_membership(&key) {
+            return Ok(known.map(|m| m.role));
+        }
+        let member = ctx.load(key).await?;
         Ok(member.map(|m| m.role))
     }
 }
@@ -213,9 +215,22 @@ impl OrganizationQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The organization's username, in any case.")] username: String,
     ) -> async_graphql::Result<Option<Organization>> {
-        Ok(super::find_organization(&ctx.reader(), &username)
-            .await?
-            .map(Organization))
+        let Some(viewer) = ctx.viewer().user_id() else {
+            return Ok(super::find_organization(&ctx.reader(), &username)
+                .await?
+                .map(Organization));
+        };
+        // With the viewer's membership, which their role and the members' list ask for.
+        let found =
+            super::find_organization_with_membership(&ctx.reader(), &username, viewer).await?;
+        Ok(found.map(|(organization, membership)| {
+            let key = MembershipKey {
+                organization_id: organization.id,
+                user_id: viewer,
+            };
+            ctx.loader().loader().keep_membership(key, membership);
+            Organization(organization)
+        }))
     }
 }
 

@@ -7,10 +7,11 @@ mod graphql;
 pub use graphql::{Member, Organization, OrganizationMutation, OrganizationQuery};
 
 use chrono::Utc;
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect, RelationDef, Set,
+    TransactionTrait,
 };
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
@@ -28,6 +29,31 @@ pub async fn find_organization(
     username: &str,
 ) -> ApiResult<Option<account::Model>> {
     Ok(account::Entity::find()
+        .filter(account::Column::UsernameKey.eq(username_key(username)))
+        .filter(account::Column::Kind.eq(AccountKind::Organization))
+        .one(db)
+        .await?)
+}
+
+/// The account of the organization named `username` (any case), if there is one, with
+/// `viewer`'s membership of it, in one statement (a LEFT JOIN on the membership's key).
+pub async fn find_organization_with_membership(
+    db: &impl ConnectionTrait,
+    username: &str,
+    viewer: i64,
+) -> ApiResult<Option<(account::Model, Option<membership::Model>)>> {
+    let viewer_membership: RelationDef = membership::Entity::belongs_to(account::Entity)
+        .from(membership::Column::OrganizationId)
+        .to(account::Column::Id)
+        .into();
+    let viewer_membership = viewer_membership.rev().on_condition(move |_, membership| {
+        Expr::col((membership, membership::Column::UserId))
+            .eq(viewer)
+            .into_condition()
+    });
+    Ok(account::Entity::find()
+        .select_also(membership::Entity)
+        .join(JoinType::LeftJoin, viewer_membership)
         .filter(account::Column::UsernameKey.eq(username_key(username)))
         .filter(account::Column::Kind.eq(AccountKind::Organization))
         .one(db)
