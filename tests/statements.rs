@@ -157,6 +157,16 @@ async fn seed(app: &TestApp, n: usize) -> String {
     token
 }
 
+/// The statements `query` runs (the server's counter before and after), and its answer.
+async fn counted(app: &TestApp, token: Option<&str>, query: &str) -> (u64, common::Reply) {
+    let before = app.state().statements.load(Ordering::SeqCst);
+    let reply = app.gql(token, query, json!({})).await;
+    (
+        app.state().statements.load(Ordering::SeqCst) - before,
+        reply,
+    )
+}
+
 async fn dashboard_statements(backend: &Backend, n: usize) -> u64 {
     let db = TestDatabase::create(backend).await;
     let mut config = test_config(&db.url);
@@ -165,9 +175,7 @@ async fn dashboard_statements(backend: &Backend, n: usize) -> u64 {
     config.request_timeout_seconds = 600;
     let app = spawn_with(config).await;
     let token = seed(&app, n).await;
-    let before = app.state().statements.load(Ordering::SeqCst);
-    let reply = app.gql(Some(&token), DASHBOARD, json!({})).await;
-    let after = app.state().statements.load(Ordering::SeqCst);
+    let (statements, reply) = counted(&app, Some(&token), DASHBOARD).await;
     // The answer is complete: n organizations × n members, n datasets × n collaborators.
     let memberships = reply.data("/viewer/memberships").as_array().unwrap();
     assert_eq!(memberships.len(), n);
@@ -183,7 +191,7 @@ async fn dashboard_statements(backend: &Backend, n: usize) -> u64 {
         }
     }
     app.stop().await;
-    after - before
+    statements
 }
 
 async fn the_dashboard_costs_the_same_statements_at_every_size(backend: Backend) {
@@ -222,10 +230,8 @@ async fn the_viewer_with_their_email_costs_one_statement(backend: Backend) {
             Some("/viewer/email"),
         ),
     ] {
-        let before = app.state().statements.load(Ordering::SeqCst);
-        let reply = app.gql(Some(&token), query, json!({})).await;
-        let after = app.state().statements.load(Ordering::SeqCst);
-        assert_eq!(after - before, 1, "{query}: {}", reply.body);
+        let (statements, reply) = counted(&app, Some(&token), query).await;
+        assert_eq!(statements, 1, "{query}: {}", reply.body);
         if let Some(pointer) = email {
             assert_eq!(reply.data(pointer), "jane@example.com", "{query}");
         }
@@ -276,10 +282,8 @@ async fn an_organizations_members_page_costs_two_statements(backend: Backend) {
         ),
     ];
     for (token, query, statements, role) in cases {
-        let before = app.state().statements.load(Ordering::SeqCst);
-        let reply = app.gql(token, query, json!({})).await;
-        let after = app.state().statements.load(Ordering::SeqCst);
-        assert_eq!(after - before, statements, "{query}: {}", reply.body);
+        let (counted, reply) = counted(&app, token, query).await;
+        assert_eq!(counted, statements, "{query}: {}", reply.body);
         if role == "ADMIN" {
             assert_eq!(reply.data("/organization/viewerRole"), "ADMIN");
             let nodes = reply
