@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -177,6 +177,16 @@ impl Holdable for sqlx::Sqlite {
 /// up as dead (then the request opens another, within [`ACQUIRE_TIMEOUT`]).
 const KEPT_PING_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How recently a kept connection must have finished a query to be used again without a
+/// ping. Under load a kept connection is taken again within a few milliseconds, and its
+/// ping was then a whole round trip of a small query's two or three. A connection this
+/// fresh is trusted as the connection of a running query is between two of its statements
+/// (see [`Held`]): if the database closed it meanwhile (a restart), the statement fails at
+/// once and runs again on a fresh connection; if the network went silent in that instant,
+/// the statement waits until the request times out, as a running query's next statement
+/// would.
+const KEPT_TRUSTED_FOR: Duration = Duration::from_millis(100);
+
 /// The pooled connections set aside for queries: half the pool (none with a pool of one).
 ///
 /// A query's connection ([`Held`]) comes from here and goes back here, not to sqlx's pool,
@@ -192,12 +202,14 @@ const KEPT_PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// mutations, which open transactions on sqlx's pool and must never wait for connections
 /// that queries keep idle.
 pub struct QueryConnections {
-    /// Connections that finished a query cleanly, the most recent last.
-    kept: std::sync::Mutex<Vec<HeldConnection>>,
+    /// Connections that finished a query cleanly, and when; the most recent last.
+    kept: std::sync::Mutex<Vec<(HeldConnection, Instant)>>,
     /// One permit per connection queries may hold, kept or in use.
     permits: Arc<tokio::sync::Semaphore>,
     /// How many permits there are (0: queries take connections from sqlx's pool).
     capacity: usize,
+    /// [`KEPT_TRUSTED_FOR`] (tests lengthen it).
+    trusted_for: Duration,
 }
 
 impl QueryConnections {
@@ -208,10 +220,11 @@ impl QueryConnections {
             kept: std::sync::Mutex::new(Vec::with_capacity(capacity)),
             permits: Arc::new(tokio::sync::Semaphore::new(capacity)),
             capacity,
+            trusted_for: KEPT_TRUSTED_FOR,
         }
     }
 
-    fn pop(&self) -> Option<HeldConnection> {
+    fn pop(&self) -> Option<(HeldConnection, Instant)> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
@@ -219,7 +232,7 @@ impl QueryConnections {
     /// before the pool closes (see [`crate::context::AppState::close`]).
     pub fn close_all(&self) {
         let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
-        for connection in kept {
+        for (connection, _) in kept {
             match connection {
                 HeldConnection::Postgres(mut c) => c.close_on_drop(),
                 HeldConnection::Sqlite(mut c) => c.close_on_drop(),
@@ -237,15 +250,16 @@ impl Held {
         }))
     }
 
-    /// The connection for the request's next statement: the one it holds, else a kept
-    /// one that answers its ping, else a new one from `pool`.
+    /// The connection for the request's next statement: the one it holds, else a kept one
+    /// that is fresh (see [`KEPT_TRUSTED_FOR`]) or answers its ping, else a new one from
+    /// `pool`. [`Taken::Trusted`] when it is a kept one used without a ping.
     async fn connection<DB: Holdable>(
         &self,
         slot: &mut Slot,
         pool: &sqlx::Pool<DB>,
-    ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+    ) -> Result<(sqlx::pool::PoolConnection<DB>, Taken), sqlx::Error> {
         if let Some(connection) = slot.connection.take().and_then(DB::unwrap) {
-            return Ok(connection);
+            return Ok((connection, Taken::Checked));
         }
         let queries = &self.0.queries;
         if queries.capacity > 0 && slot.permit.is_none() {
@@ -255,16 +269,40 @@ impl Held {
                     .map_err(|_| sqlx::Error::PoolTimedOut)?
                     .map_err(|_| sqlx::Error::PoolClosed)?;
             slot.permit = Some(permit);
-            if let Some(mut kept) = queries.pop().and_then(DB::unwrap) {
+            if let Some((kept, since)) = queries.pop() {
+                let mut kept = DB::unwrap(kept).expect("a server has one database");
+                if since.elapsed() < queries.trusted_for {
+                    return Ok((kept, Taken::Trusted));
+                }
                 let ping = sqlx::Connection::ping(&mut *kept);
                 if let Ok(Ok(())) = tokio::time::timeout(KEPT_PING_TIMEOUT, ping).await {
-                    return Ok(kept);
+                    return Ok((kept, Taken::Checked));
                 }
                 kept.close_on_drop();
                 queries.close_all();
             }
         }
-        pool.acquire().await
+        Ok((pool.acquire().await?, Taken::Checked))
+    }
+}
+
+/// How [`Held::connection`] found a request's connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Held already, pinged, or fresh from sqlx's pool (which pings it).
+    Checked,
+    /// Kept for queries and used again at once, without a ping (see [`KEPT_TRUSTED_FOR`]).
+    Trusted,
+}
+
+/// Whether `err` says the connection itself is gone, rather than that the statement failed:
+/// the network or the database closed it, or PostgreSQL said it is closing it (class 57P,
+/// "operator intervention": a shutdown or restart, or a terminated backend).
+fn connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(err) => err.code().is_some_and(|code| code.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -279,7 +317,7 @@ impl Drop for HeldSlot {
                 .kept
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(connection);
+                .push((connection, Instant::now()));
         }
     }
 }
@@ -299,7 +337,9 @@ impl Drop for HeldSlot {
 /// statement that failed hands its connection back to the pool, whose release ping resets
 /// it or closes it, and the request's next statement acquires another. A request dropped
 /// half-way lets its running statement finish; the connection goes back to the pool with
-/// the last `Held`.
+/// the last `Held`. A statement that finds a kept connection gone (one used without a ping,
+/// see [`KEPT_TRUSTED_FOR`]) closes every kept connection and runs once more on a fresh one
+/// from the pool: it only reads, so running it again is safe.
 pub async fn fetch_all(
     db: &DatabaseConnection,
     statements: &AtomicU64,
@@ -316,13 +356,15 @@ pub async fn fetch_all(
     macro_rules! fetch_on {
         ($pool:expr, $database:ty) => {{
             let arguments = arguments::<$database>(values)?;
-            let query = sqlx::query_with(sql, arguments);
             let collect = |rows: Vec<<$database as SqlxDatabase>::Row>| {
                 rows.into_iter().map(QueryResult::from).collect()
             };
             match held {
                 None => match $pool.acquire().await {
-                    Ok(mut connection) => query.fetch_all(&mut *connection).await.map(collect),
+                    Ok(mut connection) => sqlx::query_with(sql, arguments)
+                        .fetch_all(&mut *connection)
+                        .await
+                        .map(collect),
                     Err(err) => Err(err),
                 },
                 Some(held) => {
@@ -334,9 +376,23 @@ pub async fn fetch_all(
                     // when it spawns it and again when the task finishes.
                     let statement = tokio::spawn(async move {
                         let mut slot = held.0.slot.lock().await;
-                        let mut connection =
+                        let (mut connection, taken) =
                             Box::pin(held.connection::<$database>(&mut slot, &pool)).await?;
-                        let rows = Box::pin(query.fetch_all(&mut *connection)).await;
+                        let again =
+                            (taken == Taken::Trusted).then(|| (sql.0.clone(), arguments.clone()));
+                        let query = sqlx::query_with(sql, arguments);
+                        let mut rows = Box::pin(query.fetch_all(&mut *connection)).await;
+                        if let Some((sql, arguments)) = again
+                            && let Err(err) = &rows
+                            && connection_lost(err)
+                        {
+                            connection.close_on_drop();
+                            drop(connection);
+                            held.0.queries.close_all();
+                            connection = pool.acquire().await?;
+                            let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments);
+                            rows = Box::pin(query.fetch_all(&mut *connection)).await;
+                        }
                         if rows.is_ok() {
                             slot.connection = Some(<$database as Holdable>::wrap(connection));
                         }
@@ -585,6 +641,59 @@ mod tests {
         drop(second);
         assert_eq!(kept(), 1);
         assert_eq!(statements.into_inner(), 6);
+    }
+
+    /// A kept connection used again without a ping (see [`super::KEPT_TRUSTED_FOR`]) that
+    /// the database closed meanwhile (here: its backend terminated, as a restart does) costs
+    /// the query nothing: its statement runs again on a fresh connection, and the other kept
+    /// connections are dropped. Runs where `TEST_DATABASE_URL` names a PostgreSQL server.
+    #[tokio::test]
+    async fn a_trusted_kept_connection_that_was_closed_is_replaced() {
+        use std::sync::atomic::AtomicU64;
+        use std::time::Duration;
+
+        use sea_orm::QueryResult;
+
+        let Some(url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| url.starts_with("postgres"))
+        else {
+            eprintln!("skipped: TEST_DATABASE_URL names no PostgreSQL server");
+            return;
+        };
+        let db = super::connect(&url, 4).await.unwrap();
+        let mut queries = super::QueryConnections::new(4);
+        // Long enough that the kept connection is surely used without a ping below.
+        queries.trusted_for = Duration::from_secs(600);
+        let queries = Arc::new(queries);
+        let statements = AtomicU64::new(0);
+        let pg = |sql: &str| Statement::from_string(DbBackend::Postgres, sql.to_owned());
+        let backend = |rows: Vec<QueryResult>| rows[0].try_get_by_index::<i32>(0).unwrap();
+        let query = || async {
+            let held = super::Held::new(queries.clone());
+            let reader = super::Reader::new(&db, &statements).holding(Some(&held));
+            reader.query_all_raw(pg("SELECT pg_backend_pid()")).await
+        };
+
+        let first = backend(query().await.unwrap());
+        assert_eq!(queries.kept.lock().unwrap().len(), 1);
+        // A second query reuses it, unpinged.
+        assert_eq!(backend(query().await.unwrap()), first);
+        db.execute_raw(pg(&format!("SELECT pg_terminate_backend({first})")))
+            .await
+            .unwrap();
+        let gone = format!("SELECT 1 FROM pg_stat_activity WHERE pid = {first}");
+        for _ in 0..200 {
+            if db.query_all_raw(pg(&gone)).await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let replaced = backend(query().await.expect("the statement ran again"));
+        assert_ne!(replaced, first);
+        // Kept in its place, and used again.
+        assert_eq!(queries.kept.lock().unwrap().len(), 1);
+        assert_eq!(backend(query().await.unwrap()), replaced);
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite with these options. A build without
