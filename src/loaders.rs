@@ -60,6 +60,10 @@ pub struct DbLoader {
     /// The viewer's membership of the organization that `organization(username:)` read it
     /// with (`None` inside: not a member), for the role checks that would otherwise load it.
     known_membership: std::sync::OnceLock<(MembershipKey, Option<membership::Model>)>,
+    /// Every membership of the viewer, by organization id, when `viewer { memberships }`
+    /// read them: the role checks on those organizations (and on any other: not a member)
+    /// need no statement of their own.
+    viewer_memberships: std::sync::OnceLock<Vec<membership::Model>>,
 }
 
 impl DbLoader {
@@ -80,6 +84,7 @@ impl DbLoader {
             held: hold.map(|queries| Held::new(queries.clone())),
             viewer_row: std::sync::OnceLock::new(),
             known_membership: std::sync::OnceLock::new(),
+            viewer_memberships: std::sync::OnceLock::new(),
         }
     }
 
@@ -89,12 +94,31 @@ impl DbLoader {
         let _ = self.known_membership.set((key, row));
     }
 
+    /// Keeps every membership of the viewer, read whole, for this request.
+    pub(crate) fn keep_viewer_memberships<'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a membership::Model>,
+    ) {
+        let mut rows: Vec<membership::Model> = rows.into_iter().cloned().collect();
+        if self.viewer.is_none() || rows.iter().any(|m| Some(m.user_id) != self.viewer) {
+            return;
+        }
+        rows.sort_unstable_by_key(|m| m.organization_id);
+        let _ = self.viewer_memberships.set(rows);
+    }
+
     /// The membership `key`, if it was read already in this request: `Some(None)` when
     /// there is none.
     pub(crate) fn known_membership(
         &self,
         key: &MembershipKey,
     ) -> Option<Option<&membership::Model>> {
+        if Some(key.user_id) == self.viewer
+            && let Some(rows) = self.viewer_memberships.get()
+        {
+            let found = rows.binary_search_by_key(&key.organization_id, |m| m.organization_id);
+            return Some(found.ok().map(|i| &rows[i]));
+        }
         let (known, row) = self.known_membership.get()?;
         (known == key).then_some(row.as_ref())
     }

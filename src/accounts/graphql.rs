@@ -66,13 +66,12 @@ impl User {
             .into());
         }
         // Boxed to keep `User`'s resolver future small (see `crate::eager::Boxed`).
-        Ok(Boxed(
-            Box::pin(organizations::memberships_of_user(&ctx.reader(), self.0.id))
-                .await?
-                .into_iter()
-                .map(Eager)
-                .collect(),
-        ))
+        let rows = Box::pin(organizations::memberships_of_user(&ctx.reader(), self.0.id)).await?;
+        // The role checks on these organizations below read them here.
+        ctx.loader()
+            .loader()
+            .keep_viewer_memberships(rows.iter().map(|m| m.row()));
+        Ok(Boxed(rows.into_iter().map(Eager).collect()))
     }
 
     /// The datasets this user owns that the viewer may see, ordered by name

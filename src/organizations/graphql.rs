@@ -160,6 +160,11 @@ impl Member {
             ..Member::new(row)
         }
     }
+
+    /// The membership's row.
+    pub fn row(&self) -> &membership::Model {
+        &self.row
+    }
 }
 
 #[Object]
