@@ -517,7 +517,19 @@ pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    /// `TEST_DATABASE_URL` when it names a PostgreSQL server; otherwise `None`, after saying
+    /// that the calling test is skipped.
+    pub(crate) fn postgres_url() -> Option<String> {
+        let url = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| url.starts_with("postgres"));
+        if url.is_none() {
+            eprintln!("skipped: TEST_DATABASE_URL names no PostgreSQL server");
+        }
+        url
+    }
+
     use std::sync::Arc;
 
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -654,11 +666,7 @@ mod tests {
 
         use sea_orm::QueryResult;
 
-        let Some(url) = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|url| url.starts_with("postgres"))
-        else {
-            eprintln!("skipped: TEST_DATABASE_URL names no PostgreSQL server");
+        let Some(url) = crate::db::tests::postgres_url() else {
             return;
         };
         let db = super::connect(&url, 4).await.unwrap();

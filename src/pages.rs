@@ -803,11 +803,7 @@ mod tests {
 
         use super::Cell;
 
-        let Some(url) = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|url| url.starts_with("postgres"))
-        else {
-            eprintln!("skipped: TEST_DATABASE_URL names no PostgreSQL server");
+        let Some(url) = crate::db::tests::postgres_url() else {
             return;
         };
         let db = crate::db::connect(&url, 1).await.unwrap();
