@@ -389,7 +389,7 @@ pub async fn fetch_all(
                             connection.close_on_drop();
                             drop(connection);
                             held.0.queries.close_all();
-                            connection = pool.acquire().await?;
+                            connection = Box::pin(pool.acquire()).await?;
                             let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments);
                             rows = Box::pin(query.fetch_all(&mut *connection)).await;
                         }
