@@ -53,6 +53,7 @@ macro_rules! same_type_as_inner {
 }
 
 /// `T`, resolved eagerly (see the module's documentation). GraphQL sees `T`.
+#[derive(Clone)]
 pub struct Eager<T>(pub T);
 
 impl<T: ContainerType + Sync> OutputType for Eager<T> {

@@ -2,6 +2,7 @@
 //! look-up by key that resolvers make goes through here and is batched into one `IN (…)`
 //! query per kind of key.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -12,6 +13,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
 use crate::db::{Held, QueryConnections, Reader};
+use crate::eager::Eager;
 use crate::error::ApiError;
 
 /// The loaders' error: shared, because one batch answers many callers.
@@ -27,22 +29,23 @@ pub(crate) fn db_error(err: sea_orm::DbErr) -> LoadError {
     Arc::new(err.into())
 }
 
-/// The account `id`: `known` when the statement that read the row referring to it read it
-/// too, else through the request's loader; `missing` is the internal error when it is gone.
-pub async fn known_or_load(
+/// The account `id` as a `T` (a `User`, an `Organization`): `known`, borrowed, when the
+/// statement that read the row referring to it read it too (a page of members answers its
+/// users without copying them), else through the request's loader; `missing` is the
+/// internal error when it is gone.
+pub async fn known_or_load<'a, T: From<account::Model> + Clone>(
     ctx: &async_graphql::Context<'_>,
-    known: Option<&account::Model>,
+    known: Option<&'a Eager<T>>,
     id: i64,
     missing: &'static str,
-) -> async_graphql::Result<account::Model> {
+) -> async_graphql::Result<Cow<'a, Eager<T>>> {
     use crate::context::ContextExt;
-    if let Some(account) = known {
-        return Ok(account.clone());
+    if let Some(known) = known {
+        return Ok(Cow::Borrowed(known));
     }
-    Ok(ctx
-        .load(AccountId(id))
-        .await?
-        .ok_or_else(|| ApiError::internal(missing))?)
+    let account = ctx.load(AccountId(id)).await?;
+    let account = account.ok_or_else(|| ApiError::internal(missing))?;
+    Ok(Cow::Owned(Eager(account.into())))
 }
 
 /// Loads rows by key; one instance per request, for one viewer (whose visibility rules the

@@ -19,7 +19,14 @@ use crate::relay::{NodeKind, PageArgs, global_id};
 
 /// A personal account. Users sign in, belong to organizations and own or collaborate on
 /// datasets.
+#[derive(Clone)]
 pub struct User(pub account::Model);
+
+impl From<account::Model> for User {
+    fn from(account: account::Model) -> Self {
+        User(account)
+    }
+}
 
 #[Object]
 impl User {

@@ -1,5 +1,7 @@
 //! GraphQL types and resolvers for datasets and collaborators.
 
+use std::borrow::Cow;
+
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -189,7 +191,7 @@ impl Dataset {
 pub struct Collaborator {
     row: collaborator::Model,
     /// The collaborator's account, when the statement that read the row read it too.
-    user: Option<account::Model>,
+    user: Option<Eager<User>>,
 }
 
 impl Collaborator {
@@ -202,7 +204,7 @@ impl Collaborator {
     pub fn with_user(row: collaborator::Model, user: account::Model) -> Self {
         Collaborator {
             row,
-            user: Some(user),
+            user: Some(Eager(User(user))),
         }
     }
 }
@@ -210,14 +212,9 @@ impl Collaborator {
 #[Object]
 impl Collaborator {
     /// The collaborating user.
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Eager<User>> {
-        let user = known_or_load(
-            ctx,
-            self.user.as_ref(),
-            self.row.user_id,
-            "collaborator without its user",
-        );
-        Ok(Eager(User(user.await?)))
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Eager<User>>> {
+        let missing = "collaborator without its user";
+        known_or_load(ctx, self.user.as_ref(), self.row.user_id, missing).await
     }
 
     /// The dataset.

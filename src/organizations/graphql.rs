@@ -1,5 +1,7 @@
 //! GraphQL types and resolvers for organizations and members.
 
+use std::borrow::Cow;
+
 use async_graphql::{Context, Guard, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -18,7 +20,14 @@ use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id
 use crate::roles::{DatasetRole, OrganizationRole};
 
 /// A shared account that owns datasets; users join it as members.
+#[derive(Clone)]
 pub struct Organization(pub account::Model);
+
+impl From<account::Model> for Organization {
+    fn from(account: account::Model) -> Self {
+        Organization(account)
+    }
+}
 
 /// A page of an organization's members.
 pub type MemberConnection = KeyConnection<Member>;
@@ -130,9 +139,9 @@ impl Organization {
 pub struct Member {
     row: membership::Model,
     /// The member's account, when the statement that read the row read it too.
-    user: Option<account::Model>,
+    user: Option<Eager<User>>,
     /// The organization's account, likewise.
-    organization: Option<account::Model>,
+    organization: Option<Eager<Organization>>,
 }
 
 impl Member {
@@ -148,7 +157,7 @@ impl Member {
     /// A membership read together with its user's account.
     pub fn with_user(row: membership::Model, user: account::Model) -> Self {
         Member {
-            user: Some(user),
+            user: Some(Eager(User(user))),
             ..Member::new(row)
         }
     }
@@ -156,7 +165,7 @@ impl Member {
     /// A membership read together with its organization's account.
     pub fn with_organization(row: membership::Model, organization: account::Model) -> Self {
         Member {
-            organization: Some(organization),
+            organization: Some(Eager(Organization(organization))),
             ..Member::new(row)
         }
     }
@@ -170,25 +179,21 @@ impl Member {
 #[Object]
 impl Member {
     /// The member.
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Eager<User>> {
-        let user = known_or_load(
-            ctx,
-            self.user.as_ref(),
-            self.row.user_id,
-            "membership without its user",
-        );
-        Ok(Eager(User(user.await?)))
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Eager<User>>> {
+        let missing = "membership without its user";
+        known_or_load(ctx, self.user.as_ref(), self.row.user_id, missing).await
     }
 
     /// The organization.
-    async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Eager<Organization>> {
-        let organization = known_or_load(
-            ctx,
-            self.organization.as_ref(),
+    async fn organization(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Cow<'_, Eager<Organization>>> {
+        let (id, missing) = (
             self.row.organization_id,
             "membership without its organization",
         );
-        Ok(Eager(Organization(organization.await?)))
+        known_or_load(ctx, self.organization.as_ref(), id, missing).await
     }
 
     /// The member's role in the organization.
