@@ -360,21 +360,25 @@ pub async fn fetch_all(
                 rows.into_iter().map(QueryResult::from).collect()
             };
             match held {
-                None => match $pool.acquire().await {
-                    Ok(mut connection) => sqlx::query_with(sql, arguments)
-                        .fetch_all(&mut *connection)
-                        .await
-                        .map(collect),
+                // Boxed, as below: this future is part of every caller's, which move it.
+                None => match Box::pin($pool.acquire()).await {
+                    Ok(mut connection) => {
+                        let query = sqlx::query_with(sql, arguments);
+                        Box::pin(query.fetch_all(&mut *connection))
+                            .await
+                            .map(collect)
+                    }
                     Err(err) => Err(err),
                 },
                 Some(held) => {
                     // In a task of its own (see `Held`): it unlocks the connection as soon as
                     // the statement is done, whether or not the caller is polled.
                     let (held, pool) = (held.clone(), $pool.clone());
-                    // The task's future stays small: the futures that acquire and fetch (a
-                    // few kilobytes each) are boxed, since tokio copies a task's whole future
-                    // when it spawns it and again when the task finishes.
-                    let statement = tokio::spawn(async move {
+                    // The task's future is boxed, and so are the futures that acquire and
+                    // fetch (a few kilobytes each) within it: tokio copies a task's whole
+                    // future when it spawns it and again when the task finishes, and a
+                    // future is copied whole (at its largest state's size) wherever it moves.
+                    let statement = tokio::spawn(Box::pin(async move {
                         let mut slot = held.0.slot.lock().await;
                         let (mut connection, taken) =
                             Box::pin(held.connection::<$database>(&mut slot, &pool)).await?;
@@ -397,7 +401,7 @@ pub async fn fetch_all(
                             slot.connection = Some(<$database as Holdable>::wrap(connection));
                         }
                         rows
-                    });
+                    }));
                     match statement.await {
                         Ok(rows) => rows.map(collect),
                         Err(_) => Err(sqlx::Error::WorkerCrashed),
