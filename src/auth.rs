@@ -1,10 +1,13 @@
 //! Passwords (argon2id), tokens (HS256 JWTs) and the authenticated viewer.
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -58,7 +61,23 @@ pub struct TokenKeys {
     decoding: Vec<DecodingKey>,
     issuer: String,
     ttl_seconds: u64,
+    /// Tokens that passed [`TokenKeys::verify`] lately, by their whole text, with their user
+    /// and expiry. A client sends the same token with every request, and checking its
+    /// signature (SHA-256) and parsing its claims again was a seventh of a small query's
+    /// instructions. A token gets here only once every check passed, and each use checks its
+    /// expiry again; the keys that verified it do not change while the server runs.
+    verified: Arc<Mutex<LruCache<Box<str>, Verified>>>,
 }
+
+/// A verified token's user and expiry (seconds since the epoch).
+#[derive(Clone, Copy)]
+struct Verified {
+    user_id: i64,
+    exp: u64,
+}
+
+/// How many verified tokens [`TokenKeys`] remembers (about 250 bytes each).
+const VERIFIED_TOKENS: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
 impl TokenKeys {
     /// Keys that sign with `secret` and also accept tokens signed with any of `previous`,
@@ -72,6 +91,7 @@ impl TokenKeys {
                 .collect(),
             issuer: issuer.to_owned(),
             ttl_seconds,
+            verified: Arc::new(Mutex::new(LruCache::new(VERIFIED_TOKENS))),
         }
     }
 
@@ -92,14 +112,34 @@ impl TokenKeys {
     /// algorithm is pinned: `none` and every other algorithm are refused), unexpired, and
     /// issued by us.
     pub fn verify(&self, token: &str) -> Option<i64> {
+        // Unexpired as jsonwebtoken counts it (with no leeway): until `exp` has passed.
+        let now = unix_now();
+        let known = self
+            .verified
+            .lock()
+            .expect("not poisoned")
+            .get(token)
+            .copied();
+        if let Some(known) = known
+            && known.exp >= now
+        {
+            return Some(known.user_id);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 0;
-        self.decoding.iter().find_map(|key| {
+        let verified = self.decoding.iter().find_map(|key| {
             let data = jsonwebtoken::decode::<Claims>(token, key, &validation).ok()?;
-            data.claims.sub.parse().ok()
-        })
+            let user_id = data.claims.sub.parse().ok()?;
+            Some(Verified {
+                user_id,
+                exp: data.claims.exp,
+            })
+        })?;
+        let mut known = self.verified.lock().expect("not poisoned");
+        known.put(token.into(), verified);
+        Some(verified.user_id)
     }
 }
 
@@ -167,4 +207,67 @@ pub async fn hash_password_off_thread(password: String) -> ApiResult<String> {
 /// [`verify_password`] off the async runtime.
 pub async fn verify_password_off_thread(password: String, hash: String) -> ApiResult<bool> {
     with_argon2_slot(move || verify_password(&password, &hash)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TokenKeys, Verified, unix_now};
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(
+            b"a-test-secret-of-thirty-two-bytes!",
+            &[],
+            "orgql-test",
+            3600,
+        )
+    }
+
+    #[test]
+    fn a_remembered_token_answers_its_user_and_a_tampered_one_is_still_refused() {
+        let keys = keys();
+        let token = keys.issue(42).unwrap();
+        assert_eq!(keys.verify(&token), Some(42));
+        assert_eq!(
+            keys.verify(&token),
+            Some(42),
+            "the second time, from memory"
+        );
+        let mut tampered = token.clone();
+        tampered.pop();
+        assert_eq!(keys.verify(&tampered), None);
+        assert_eq!(keys.verify(&format!("{token}x")), None);
+        let other = TokenKeys::new(
+            b"another-secret-of-thirty-two-byte",
+            &[],
+            "orgql-test",
+            3600,
+        );
+        assert_eq!(other.verify(&token), None, "memory is per set of keys");
+    }
+
+    #[test]
+    fn a_remembered_token_past_its_expiry_is_checked_again() {
+        let keys = keys();
+        let token = keys.issue(7).unwrap();
+        // Remembered as expired (and for another user): the memory is not trusted past the
+        // expiry, and the token itself is checked again.
+        let expired = Verified {
+            user_id: 8,
+            exp: unix_now() - 1,
+        };
+        keys.verified
+            .lock()
+            .unwrap()
+            .put(token.as_str().into(), expired);
+        assert_eq!(keys.verify(&token), Some(7));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_even_after_it_was_remembered() {
+        let keys = TokenKeys::new(b"a-test-secret-of-thirty-two-bytes!", &[], "orgql-test", 0);
+        let token = keys.issue(9).unwrap();
+        assert_eq!(keys.verify(&token), Some(9));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(keys.verify(&token), None);
+    }
 }
