@@ -846,7 +846,7 @@ mod tests {
     /// ([`crate::db::fetch_all`]). Runs where `TEST_DATABASE_URL` names a PostgreSQL server.
     #[tokio::test]
     async fn pg_cells_read_as_sqlx_reads_them() {
-        use sea_orm::{DbBackend, Statement};
+        use sea_orm::DbBackend;
 
         use super::Cell;
 
@@ -858,12 +858,7 @@ mod tests {
                    TIMESTAMPTZ '1999-12-31 23:59:59.999999+00', TIMESTAMPTZ '2026-12-02 04:05:06.123456+00', \
                    TIMESTAMPTZ '0001-01-01 00:00:00+00', TIMESTAMPTZ '9999-12-31 23:59:59.999999+00', \
                    TIMESTAMPTZ '1970-01-01 00:00:00+00', NULL::timestamptz";
-        let statements = std::sync::atomic::AtomicU64::new(0);
-        let statement = Statement::from_string(DbBackend::Postgres, sql.to_owned());
-        let rows = crate::db::fetch_all(&db, &statements, statement, None)
-            .await
-            .unwrap();
-        let row = &rows[0];
+        let row = &first_row(&db, DbBackend::Postgres, sql).await;
         for index in 0..4 {
             let sqlx: Option<i64> = row.try_get_by_index(index).unwrap();
             assert_eq!(i64::read(row, index).ok(), sqlx, "column {index}");
@@ -889,21 +884,29 @@ mod tests {
         text_cells_read_as_sqlx_reads_them(&db, sea_orm::DbBackend::Sqlite).await;
     }
 
+    /// The first row `sql` answers, read through the pages' own path
+    /// ([`crate::db::fetch_all`]).
+    async fn first_row(
+        db: &sea_orm::DatabaseConnection,
+        backend: sea_orm::DbBackend,
+        sql: &str,
+    ) -> sea_orm::QueryResult {
+        let statements = std::sync::atomic::AtomicU64::new(0);
+        let statement = sea_orm::Statement::from_string(backend, sql.to_owned());
+        let rows = crate::db::fetch_all(db, &statements, statement, None)
+            .await
+            .unwrap();
+        rows.into_iter().next().expect("a row")
+    }
+
     async fn text_cells_read_as_sqlx_reads_them(
         db: &sea_orm::DatabaseConnection,
         backend: sea_orm::DbBackend,
     ) {
-        use sea_orm::Statement;
-
         use super::Cell;
 
         let sql = "SELECT 'user-00042', 'Zoë, ünïcode — 名前', '', NULL, 'ADMIN', 'MANAGER', NULL, 'nope'";
-        let statements = std::sync::atomic::AtomicU64::new(0);
-        let statement = Statement::from_string(backend, sql.to_owned());
-        let rows = crate::db::fetch_all(db, &statements, statement, None)
-            .await
-            .unwrap();
-        let row = &rows[0];
+        let row = &first_row(db, backend, sql).await;
         for index in 0..4 {
             let sqlx: Option<String> = row.try_get_by_index(index).unwrap();
             assert_eq!(String::read(row, index).ok(), sqlx, "column {index}");
