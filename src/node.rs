@@ -56,7 +56,9 @@ impl AccountInterface {
     pub fn from_account(account: account::Model) -> Self {
         match account.kind {
             AccountKind::User => AccountInterface::User(User(account)),
-            AccountKind::Organization => AccountInterface::Organization(Organization(account)),
+            AccountKind::Organization => {
+                AccountInterface::Organization(Organization::from(account))
+            }
         }
     }
 }
@@ -81,7 +83,7 @@ impl NodeQuery {
                         Some(Node::User(User(a)))
                     }
                     (NodeKind::Organization, Some(a)) if a.kind == AccountKind::Organization => {
-                        Some(Node::Organization(Organization(a)))
+                        Some(Node::Organization(Organization::from(a)))
                     }
                     _ => None,
                 }

@@ -327,17 +327,25 @@ async fn the_viewers_memberships_answer_their_role_checks(backend: Backend) {
     app.add_member(&carl, "beta", "ann", "MEMBER", json!(null))
         .await
         .data("/addMember/member");
-    let roles = "{ viewer { memberships { role organization { username viewerRole
+    app.gql(
+        Some(&carl),
+        "mutation { updateOrganization(input: { organization: \"beta\", displayName: \"Beta Ltd\" }) { organization { id } } }",
+        json!({}),
+    )
+    .await
+    .data("/updateOrganization/organization");
+    let roles = "{ viewer { memberships { role organization { username displayName viewerRole
         members(first: 5) { nodes { role user { username } } } } } } }";
-    // The viewer, their memberships with those organizations' accounts, the members pages.
+    // The viewer; their memberships with those organizations' accounts and settings rows
+    // (`displayName`); the members pages.
     let (statements, reply) = counted(&app, Some(&ann), roles).await;
     assert_eq!(statements, 3, "{}", reply.body);
     assert_eq!(
         reply.data("/viewer/memberships"),
         &json!([
-            { "role": "ADMIN", "organization": { "username": "acme", "viewerRole": "ADMIN",
+            { "role": "ADMIN", "organization": { "username": "acme", "displayName": null, "viewerRole": "ADMIN",
               "members": { "nodes": [{ "role": "ADMIN", "user": { "username": "ann" } }] } } },
-            { "role": "MEMBER", "organization": { "username": "beta", "viewerRole": "MEMBER",
+            { "role": "MEMBER", "organization": { "username": "beta", "displayName": "Beta Ltd", "viewerRole": "MEMBER",
               "members": { "nodes": [
                   { "role": "MEMBER", "user": { "username": "ann" } },
                   { "role": "ADMIN", "user": { "username": "carl" } }] } } },

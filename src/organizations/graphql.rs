@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use async_graphql::{Context, Guard, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use entity::{account, membership};
+use entity::{account, membership, organization};
 
 use crate::accounts::User;
 use crate::context::ContextExt;
@@ -21,11 +21,24 @@ use crate::roles::{DatasetRole, OrganizationRole};
 
 /// A shared account that owns datasets; users join it as members.
 #[derive(Clone)]
-pub struct Organization(pub account::Model);
+pub struct Organization(
+    pub account::Model,
+    /// Its settings row, when the statement that read the account read it too (the
+    /// viewer's memberships do): `displayName` then needs no statement of its own.
+    Option<organization::Model>,
+);
 
 impl From<account::Model> for Organization {
     fn from(account: account::Model) -> Self {
-        Organization(account)
+        Organization(account, None)
+    }
+}
+
+impl Organization {
+    /// The organization `account`, with its settings `row` read in the same statement.
+    pub fn with_row(account: account::Model, row: organization::Model) -> Self {
+        debug_assert_eq!(account.id, row.account_id);
+        Organization(account, Some(row))
     }
 }
 
@@ -67,6 +80,9 @@ impl Organization {
 
     /// A human-readable name, if one was set.
     async fn display_name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        if let Some(row) = &self.1 {
+            return Ok(row.display_name.clone());
+        }
         let row = ctx.load(OrganizationRowId(self.0.id)).await?;
         Ok(row.and_then(|r| r.display_name))
     }
@@ -162,10 +178,10 @@ impl Member {
         }
     }
 
-    /// A membership read together with its organization's account.
-    pub fn with_organization(row: membership::Model, organization: account::Model) -> Self {
+    /// A membership read together with its organization's account and settings row.
+    pub fn with_organization(row: membership::Model, organization: Organization) -> Self {
         Member {
-            organization: Some(Eager(Organization(organization))),
+            organization: Some(Eager(organization)),
             ..Member::new(row)
         }
     }
@@ -228,7 +244,7 @@ impl OrganizationQuery {
         let Some(viewer) = ctx.viewer().user_id() else {
             return Ok(super::find_organization(&ctx.reader(), &username)
                 .await?
-                .map(Organization));
+                .map(Organization::from));
         };
         // With the viewer's membership, which their role and the members' list ask for.
         let found =
@@ -239,7 +255,7 @@ impl OrganizationQuery {
                 user_id: viewer,
             };
             ctx.loader().loader().keep_membership(key, membership);
-            Organization(organization)
+            Organization::from(organization)
         }))
     }
 }
@@ -437,7 +453,7 @@ impl OrganizationMutation {
         let organization =
             super::create_organization(ctx.db(), viewer, username, display_name).await?;
         Ok(CreateOrganizationPayload {
-            organization: Organization(organization),
+            organization: Organization::from(organization),
         })
     }
 
@@ -457,7 +473,7 @@ impl OrganizationMutation {
         let organization =
             super::update_organization(ctx.db(), viewer, &input.organization, change).await?;
         Ok(UpdateOrganizationPayload {
-            organization: Organization(organization),
+            organization: Organization::from(organization),
         })
     }
 
@@ -537,7 +553,7 @@ impl OrganizationMutation {
         let organization =
             super::remove_member(ctx.db(), viewer, &input.organization, &input.username).await?;
         Ok(RemoveMemberPayload {
-            organization: Organization(organization),
+            organization: Organization::from(organization),
         })
     }
 
@@ -551,7 +567,7 @@ impl OrganizationMutation {
         let viewer = ctx.viewer().require()?;
         let organization = super::leave_organization(ctx.db(), viewer, &input.organization).await?;
         Ok(LeaveOrganizationPayload {
-            organization: Organization(organization),
+            organization: Organization::from(organization),
         })
     }
 }

@@ -82,7 +82,8 @@ pub async fn membership(
 }
 
 /// Every membership of a user, ordered by the organization's username, each with its
-/// organization's account, in one statement (a join on the organization's id).
+/// organization's account and settings row, in one statement (joins on the organization's
+/// id).
 pub async fn memberships_of_user(
     db: &impl ConnectionTrait,
     user_id: i64,
@@ -94,13 +95,20 @@ pub async fn memberships_of_user(
     let rows = membership::Entity::find()
         .select_also(account::Entity)
         .join(JoinType::InnerJoin, organization)
+        .find_also(account::Entity, organization::Entity)
         .filter(membership::Column::UserId.eq(user_id))
         .order_by_asc(account::Column::UsernameKey)
         .all(db)
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(row, organization)| Some(Member::with_organization(row, organization?)))
+        .filter_map(|(row, account, settings)| {
+            let organization = match settings {
+                Some(settings) => Organization::with_row(account?, settings),
+                None => Organization::from(account?),
+            };
+            Some(Member::with_organization(row, organization))
+        })
         .collect())
 }
 
