@@ -135,6 +135,8 @@ struct HeldSlot {
 #[derive(Default)]
 struct Slot {
     connection: Option<HeldConnection>,
+    /// When that connection left sqlx's pool (see [`KEPT_OUT_OF_POOL_FOR`]).
+    out_of_pool_since: Option<Instant>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -187,6 +189,23 @@ const KEPT_PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// would.
 const KEPT_TRUSTED_FOR: Duration = Duration::from_millis(100);
 
+/// How long a connection may go from query to query without going back to sqlx's pool: it
+/// goes back when the query that holds it ends after this long, or, if it is kept idle, at
+/// the next [`QueryConnections::return_stale`]. There sqlx's own rules apply to it again: it
+/// is closed once older than the pool's maximum lifetime (30 minutes) and, idle, after the
+/// pool's idle timeout (10 minutes), as every pooled connection is. A round trip to the pool
+/// costs one ping a minute per connection.
+pub const KEPT_OUT_OF_POOL_FOR: Duration = Duration::from_secs(60);
+
+/// A connection kept for queries.
+struct Kept {
+    connection: HeldConnection,
+    /// When the query that last used it ended.
+    since: Instant,
+    /// When it left sqlx's pool.
+    out_of_pool_since: Instant,
+}
+
 /// The pooled connections set aside for queries: half the pool (none with a pool of one).
 ///
 /// A query's connection ([`Held`]) comes from here and goes back here, not to sqlx's pool,
@@ -202,14 +221,16 @@ const KEPT_TRUSTED_FOR: Duration = Duration::from_millis(100);
 /// mutations, which open transactions on sqlx's pool and must never wait for connections
 /// that queries keep idle.
 pub struct QueryConnections {
-    /// Connections that finished a query cleanly, and when; the most recent last.
-    kept: std::sync::Mutex<Vec<(HeldConnection, Instant)>>,
+    /// Connections that finished a query cleanly; the most recent last.
+    kept: std::sync::Mutex<Vec<Kept>>,
     /// One permit per connection queries may hold, kept or in use.
     permits: Arc<tokio::sync::Semaphore>,
     /// How many permits there are (0: queries take connections from sqlx's pool).
     capacity: usize,
     /// [`KEPT_TRUSTED_FOR`] (tests lengthen it).
     trusted_for: Duration,
+    /// [`KEPT_OUT_OF_POOL_FOR`] (tests shorten it).
+    out_of_pool_for: Duration,
 }
 
 impl QueryConnections {
@@ -221,18 +242,48 @@ impl QueryConnections {
             permits: Arc::new(tokio::sync::Semaphore::new(capacity)),
             capacity,
             trusted_for: KEPT_TRUSTED_FOR,
+            out_of_pool_for: KEPT_OUT_OF_POOL_FOR,
         }
     }
 
-    fn pop(&self) -> Option<(HeldConnection, Instant)> {
+    fn pop(&self) -> Option<Kept> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Gives the connections kept idle for [`KEPT_OUT_OF_POOL_FOR`] or more back to sqlx's
+    /// pool, whose idle timeout and maximum lifetime then apply to them. The server calls it
+    /// every [`KEPT_OUT_OF_POOL_FOR`] (see [`QueryConnections::return_stale_periodically`]).
+    pub fn return_stale(&self) {
+        let stale: Vec<Kept> = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            // The most recent last: the stale ones are a prefix.
+            let fresh = kept.partition_point(|k| k.since.elapsed() >= self.out_of_pool_for);
+            kept.drain(..fresh).collect()
+        };
+        // Dropped outside the lock: each goes back to the pool (sqlx pings it there).
+        drop(stale);
+    }
+
+    /// Calls [`QueryConnections::return_stale`] every [`KEPT_OUT_OF_POOL_FOR`] until `queries`
+    /// is dropped (the server stops).
+    pub fn return_stale_periodically(queries: &Arc<QueryConnections>) {
+        let queries = Arc::downgrade(queries);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(KEPT_OUT_OF_POOL_FOR).await;
+                let Some(queries) = queries.upgrade() else {
+                    return;
+                };
+                queries.return_stale();
+            }
+        });
     }
 
     /// Closes every kept connection: when one failed its ping (the database went away), and
     /// before the pool closes (see [`crate::context::AppState::close`]).
     pub fn close_all(&self) {
         let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
-        for (connection, _) in kept {
+        for Kept { connection, .. } in kept {
             match connection {
                 HeldConnection::Postgres(mut c) => c.close_on_drop(),
                 HeldConnection::Sqlite(mut c) => c.close_on_drop(),
@@ -261,6 +312,7 @@ impl Held {
         if let Some(connection) = slot.connection.take().and_then(DB::unwrap) {
             return Ok((connection, Taken::Checked));
         }
+        slot.out_of_pool_since = Some(Instant::now());
         let queries = &self.0.queries;
         if queries.capacity > 0 && slot.permit.is_none() {
             let permit =
@@ -269,8 +321,14 @@ impl Held {
                     .map_err(|_| sqlx::Error::PoolTimedOut)?
                     .map_err(|_| sqlx::Error::PoolClosed)?;
             slot.permit = Some(permit);
-            if let Some((kept, since)) = queries.pop() {
-                let mut kept = DB::unwrap(kept).expect("a server has one database");
+            if let Some(Kept {
+                connection,
+                since,
+                out_of_pool_since,
+            }) = queries.pop()
+            {
+                let mut kept = DB::unwrap(connection).expect("a server has one database");
+                slot.out_of_pool_since = Some(out_of_pool_since);
                 if since.elapsed() < queries.trusted_for {
                     return Ok((kept, Taken::Trusted));
                 }
@@ -278,6 +336,7 @@ impl Held {
                 if let Ok(Ok(())) = tokio::time::timeout(KEPT_PING_TIMEOUT, ping).await {
                     return Ok((kept, Taken::Checked));
                 }
+                slot.out_of_pool_since = Some(Instant::now());
                 kept.close_on_drop();
                 queries.close_all();
             }
@@ -309,15 +368,22 @@ fn connection_lost(err: &sqlx::Error) -> bool {
 impl Drop for HeldSlot {
     fn drop(&mut self) {
         let slot = self.slot.get_mut();
-        // Kept before the permit is released, so that the query it wakes finds it.
+        // Kept before the permit is released, so that the query it wakes finds it; after
+        // `KEPT_OUT_OF_POOL_FOR` out of sqlx's pool, it goes back there instead (dropped).
         if let Some(connection) = slot.connection.take()
             && slot.permit.is_some()
+            && let Some(out_of_pool_since) = slot.out_of_pool_since
+            && out_of_pool_since.elapsed() < self.queries.out_of_pool_for
         {
             self.queries
                 .kept
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((connection, Instant::now()));
+                .push(Kept {
+                    connection,
+                    since: Instant::now(),
+                    out_of_pool_since,
+                });
         }
     }
 }
@@ -394,6 +460,7 @@ pub async fn fetch_all(
                             drop(connection);
                             held.0.queries.close_all();
                             connection = Box::pin(pool.acquire()).await?;
+                            slot.out_of_pool_since = Some(Instant::now());
                             let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments);
                             rows = Box::pin(query.fetch_all(&mut *connection)).await;
                         }
@@ -657,6 +724,67 @@ pub(crate) mod tests {
         drop(second);
         assert_eq!(kept(), 1);
         assert_eq!(statements.into_inner(), 6);
+    }
+
+    /// A connection goes from query to query for [`super::KEPT_OUT_OF_POOL_FOR`] at most,
+    /// then back to sqlx's pool, whose idle timeout and maximum lifetime apply to it there:
+    /// when the query using it ends after that long, or, kept idle that long, when
+    /// `return_stale` runs (the server runs it periodically).
+    #[tokio::test]
+    async fn kept_connections_go_back_to_the_pool_after_a_while() {
+        use std::sync::atomic::AtomicU64;
+        use std::time::Duration;
+
+        let db = super::connect("sqlite::memory:", 2).await.unwrap();
+        let pool = db.get_sqlite_connection_pool();
+        let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        drop((a, b));
+        let idle = |wanted: usize| async move {
+            for _ in 0..200 {
+                if pool.num_idle() == wanted {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{} idle connections, not {wanted}", pool.num_idle());
+        };
+        idle(2).await;
+
+        let out_of_pool_for = Duration::from_millis(300);
+        let mut queries = super::QueryConnections::new(2);
+        queries.out_of_pool_for = out_of_pool_for;
+        let queries = Arc::new(queries);
+        let kept = || queries.kept.lock().unwrap().len();
+        let statements = AtomicU64::new(0);
+        let query = || async {
+            let held = super::Held::new(queries.clone());
+            let reader = super::Reader::new(&db, &statements).holding(Some(&held));
+            let select = Statement::from_string(DbBackend::Sqlite, "SELECT 1");
+            assert_eq!(reader.query_all_raw(select).await.unwrap().len(), 1);
+        };
+
+        // Kept by the query that took it from the pool, and by the next one.
+        query().await;
+        assert_eq!(kept(), 1);
+        idle(1).await;
+        query().await;
+        assert_eq!(kept(), 1);
+        // Out of the pool for longer than allowed when its next query ends: back there.
+        tokio::time::sleep(out_of_pool_for).await;
+        query().await;
+        assert_eq!(kept(), 0);
+        idle(2).await;
+
+        // Kept idle: `return_stale` leaves it until it has been idle that long.
+        query().await;
+        assert_eq!(kept(), 1);
+        queries.return_stale();
+        assert_eq!(kept(), 1);
+        idle(1).await;
+        tokio::time::sleep(out_of_pool_for).await;
+        queries.return_stale();
+        assert_eq!(kept(), 0);
+        idle(2).await;
     }
 
     /// A kept connection used again without a ping (see [`super::KEPT_TRUSTED_FOR`]) that

@@ -93,10 +93,12 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
         config.token_ttl_seconds,
     );
     let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
+    let query_connections = Arc::new(crate::db::QueryConnections::new(config.db_max_connections));
+    crate::db::QueryConnections::return_stale_periodically(&query_connections);
     Ok(Arc::new(AppState {
         db,
         statements,
-        query_connections: Arc::new(crate::db::QueryConnections::new(config.db_max_connections)),
+        query_connections,
         loader_delay: Duration::from_micros(config.loader_delay_micros),
         keys,
         login_limiter: crate::ratelimit::LoginLimiter::new(
