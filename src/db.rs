@@ -649,6 +649,25 @@ pub(crate) mod tests {
         assert_eq!(by_key("acme").all(&db).await.unwrap().len(), 1);
     }
 
+    /// Waits until `wanted` of `pool`'s connections are idle: connections go back to the
+    /// pool in a spawned task.
+    async fn until_idle(pool: &sea_orm::sqlx::SqlitePool, wanted: usize) {
+        for _ in 0..200 {
+            if pool.num_idle() == wanted {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{} idle connections, not {wanted}", pool.num_idle());
+    }
+
+    /// Opens both connections of a pool of two and waits until both are idle.
+    async fn both_open_and_idle(pool: &sea_orm::sqlx::SqlitePool) {
+        let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        drop((a, b));
+        until_idle(pool, 2).await;
+    }
+
     /// A [`super::Reader`] holding a [`super::Held`] runs every statement on one pooled
     /// connection and keeps it between statements; a failed statement hands it back to the
     /// pool; dropping the `Held` keeps the connection for the next query, which reuses it;
@@ -661,20 +680,8 @@ pub(crate) mod tests {
         let db = super::connect("sqlite::memory:", 2).await.unwrap();
         super::migrate(&db).await.unwrap();
         let pool = db.get_sqlite_connection_pool();
-        // Both connections open and idle.
-        let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
-        drop((a, b));
-        let idle = |wanted: usize| async move {
-            // Connections go back to the pool in a spawned task.
-            for _ in 0..200 {
-                if pool.num_idle() == wanted {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            panic!("{} idle connections, not {wanted}", pool.num_idle());
-        };
-        idle(2).await;
+        let idle = |wanted: usize| until_idle(pool, wanted);
+        both_open_and_idle(pool).await;
 
         let queries = Arc::new(super::QueryConnections::new(2));
         let kept = || queries.kept.lock().unwrap().len();
@@ -737,18 +744,8 @@ pub(crate) mod tests {
 
         let db = super::connect("sqlite::memory:", 2).await.unwrap();
         let pool = db.get_sqlite_connection_pool();
-        let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
-        drop((a, b));
-        let idle = |wanted: usize| async move {
-            for _ in 0..200 {
-                if pool.num_idle() == wanted {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            panic!("{} idle connections, not {wanted}", pool.num_idle());
-        };
-        idle(2).await;
+        let idle = |wanted: usize| until_idle(pool, wanted);
+        both_open_and_idle(pool).await;
 
         let out_of_pool_for = Duration::from_millis(300);
         let mut queries = super::QueryConnections::new(2);
