@@ -21,7 +21,7 @@ use sea_orm::{
 };
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
-use entity::{account, collaborator, dataset, membership};
+use entity::{account, collaborator, dataset, membership, organization, user_account};
 
 use crate::loaders::{DbLoader, LoadError, db_error};
 
@@ -32,14 +32,14 @@ use crate::loaders::{DbLoader, LoadError, db_error};
 pub type Page<Row> = Arc<Vec<Row>>;
 
 /// A SQL statement being written, with placeholders in the backend's style.
-struct Sql {
+pub(crate) struct Sql {
     backend: DbBackend,
     text: String,
     values: Vec<Value>,
 }
 
 impl Sql {
-    fn new(backend: DbBackend) -> Self {
+    pub(crate) fn new(backend: DbBackend) -> Self {
         Sql {
             backend,
             text: String::new(),
@@ -47,12 +47,26 @@ impl Sql {
         }
     }
 
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
     }
 
-    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+    /// `alias.column, …` for every column of `M`, in the order [`ByPosition::read`] reads
+    /// them.
+    pub(crate) fn columns<M: ByPosition>(&mut self, alias: &str) -> &mut Self {
+        for (i, column) in M::COLUMNS.iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.text.push_str(alias);
+            self.text.push('.');
+            self.text.push_str(column);
+        }
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.values.push(value.into());
         match self.backend {
             DbBackend::Postgres => {
@@ -78,6 +92,55 @@ impl Sql {
     fn build(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
     }
+
+    /// Runs the statement on `db` and reads each row with `read`, by position (see
+    /// [`Columns`]).
+    pub(crate) async fn fetch<T>(
+        self,
+        db: &impl ConnectionTrait,
+        read: impl Fn(&mut Columns<'_>) -> Result<T, DbErr>,
+    ) -> Result<Vec<T>, DbErr> {
+        let rows = db.query_all_raw(self.build()).await?;
+        rows.iter()
+            .map(|row| read(&mut Columns { row, next: 0 }))
+            .collect()
+    }
+}
+
+/// A table's row as its entity's model, read by position from a statement of ours that
+/// selects [`ByPosition::COLUMNS`] in order ([`Sql::columns`]). sea-orm's selects build
+/// their SQL text anew on every call and read every column by its (prefixed, so formatted)
+/// name on every row: for the one or two statements of a small query, a fifth of its
+/// instructions.
+pub(crate) trait ByPosition: Sized {
+    /// The table's columns, in the order [`ByPosition::read`] reads them.
+    const COLUMNS: &'static [&'static str];
+    /// Reads the next [`ByPosition::COLUMNS`]`.len()` columns.
+    fn read(columns: &mut Columns<'_>) -> Result<Self, DbErr>;
+}
+
+/// `impl ByPosition` for a model whose columns are named as its fields, read in the order
+/// listed (every field, so that a column added to the model fails to compile here).
+macro_rules! by_position {
+    ($($module:ident { $($field:ident),* $(,)? })*) => {$(
+        impl ByPosition for $module::Model {
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+            fn read(c: &mut Columns<'_>) -> Result<Self, DbErr> {
+                Ok($module::Model {
+                    $($field: c.next()?),*
+                })
+            }
+        }
+    )*};
+}
+
+by_position! {
+    account { id, kind, username, username_key, created_at }
+    user_account { account_id, email, email_key, password_hash }
+    organization { account_id, display_name }
+    membership { organization_id, user_id, username_key, role, default_dataset_role, joined_at }
+    collaborator { dataset_id, user_id, username_key, role }
+    dataset { id, owner_id, name, name_key, description, public, created_at }
 }
 
 /// One kind of paginated child list, whose rows read as `M`.
@@ -100,7 +163,7 @@ struct PageSpec<M> {
 }
 
 /// A result row's columns, read left to right.
-struct Columns<'a> {
+pub(crate) struct Columns<'a> {
     row: &'a QueryResult,
     next: usize,
 }
@@ -111,6 +174,21 @@ impl Columns<'_> {
         let value = T::read(self.row, self.next)?;
         self.next += 1;
         Ok(value)
+    }
+
+    /// The next columns as an `M`.
+    pub(crate) fn model<M: ByPosition>(&mut self) -> Result<M, DbErr> {
+        M::read(self)
+    }
+
+    /// The next columns as an `M`, or `None` when its first column is NULL (the row of an
+    /// outer join that found none).
+    pub(crate) fn optional<M: ByPosition>(&mut self) -> Result<Option<M>, DbErr> {
+        if is_null(self.row, self.next)? {
+            self.next += M::COLUMNS.len();
+            return Ok(None);
+        }
+        M::read(self).map(Some)
     }
 
     /// The account of user `id` (whose `username_key` the row carries), its
@@ -199,9 +277,30 @@ fn text(row: &QueryResult, index: usize) -> Result<Option<&str>, DbErr> {
     Err(error(&"pages run on PostgreSQL and SQLite"))
 }
 
+/// Whether column `index` of `row` is NULL, on either database.
+fn is_null(row: &QueryResult, index: usize) -> Result<bool, DbErr> {
+    let error = |err: &dyn std::fmt::Display| DbErr::Type(format!("column {index}: {err}"));
+    if let Some(pg) = row.try_as_pg_row() {
+        return Ok(pg.try_get_raw(index).map_err(|err| error(&err))?.is_null());
+    }
+    if let Some(sqlite) = row.try_as_sqlite_row() {
+        return Ok(sqlite
+            .try_get_raw(index)
+            .map_err(|err| error(&err))?
+            .is_null());
+    }
+    Err(error(&"is_null reads PostgreSQL and SQLite rows"))
+}
+
 impl Cell for String {
     fn read(row: &QueryResult, index: usize) -> Result<Self, DbErr> {
         required(text(row, index)?, index).map(str::to_owned)
+    }
+}
+
+impl Cell for Option<String> {
+    fn read(row: &QueryResult, index: usize) -> Result<Self, DbErr> {
+        Ok(text(row, index)?.map(str::to_owned))
     }
 }
 
@@ -330,7 +429,7 @@ macro_rules! enum_cells {
     )*};
 }
 
-enum_cells!(OrganizationRole, DatasetRole);
+enum_cells!(AccountKind, OrganizationRole, DatasetRole);
 
 /// The `account` columns a page with `with_user` reads. The rest of the user's account is
 /// in the row already: foreign keys tie the row's `(user_id, username_key)` to the account's
@@ -340,26 +439,12 @@ const USER_COLUMNS: &[&str] = &["username", "created_at"];
 
 const MEMBERS: PageSpec<WithUser<membership::Model>> = PageSpec {
     table: "membership",
-    columns: &[
-        "organization_id",
-        "user_id",
-        "username_key",
-        "role",
-        "default_dataset_role",
-        "joined_at",
-    ],
+    columns: membership::Model::COLUMNS,
     parent: "organization_id",
     key: "username_key",
     with_user: true,
     read: |c| {
-        let row = membership::Model {
-            organization_id: c.next()?,
-            user_id: c.next()?,
-            username_key: c.next()?,
-            role: c.next()?,
-            default_dataset_role: c.next()?,
-            joined_at: c.next()?,
-        };
+        let row: membership::Model = c.model()?;
         let user = c.user(row.user_id, &row.username_key)?;
         Ok(WithUser { row, user })
     },
@@ -367,17 +452,12 @@ const MEMBERS: PageSpec<WithUser<membership::Model>> = PageSpec {
 
 const COLLABORATORS: PageSpec<WithUser<collaborator::Model>> = PageSpec {
     table: "collaborator",
-    columns: &["dataset_id", "user_id", "username_key", "role"],
+    columns: collaborator::Model::COLUMNS,
     parent: "dataset_id",
     key: "username_key",
     with_user: true,
     read: |c| {
-        let row = collaborator::Model {
-            dataset_id: c.next()?,
-            user_id: c.next()?,
-            username_key: c.next()?,
-            role: c.next()?,
-        };
+        let row: collaborator::Model = c.model()?;
         let user = c.user(row.user_id, &row.username_key)?;
         Ok(WithUser { row, user })
     },
@@ -385,29 +465,11 @@ const COLLABORATORS: PageSpec<WithUser<collaborator::Model>> = PageSpec {
 
 const DATASETS: PageSpec<dataset::Model> = PageSpec {
     table: "dataset",
-    columns: &[
-        "id",
-        "owner_id",
-        "name",
-        "name_key",
-        "description",
-        "public",
-        "created_at",
-    ],
+    columns: dataset::Model::COLUMNS,
     parent: "owner_id",
     key: "name_key",
     with_user: false,
-    read: |c| {
-        Ok(dataset::Model {
-            id: c.next()?,
-            owner_id: c.next()?,
-            name: c.next()?,
-            name_key: c.next()?,
-            description: c.next()?,
-            public: c.next()?,
-            created_at: c.next()?,
-        })
-    },
+    read: |c| c.model(),
 };
 
 /// Appends the condition under which `viewer` may see dataset row `r` (API.md: public, or
@@ -433,20 +495,40 @@ fn visible_datasets(sql: &mut Sql, viewer: Option<i64>) {
 
 /// The columns of a page's rows as read from the tables (`r`, and `u` for the user).
 fn table_columns<M>(spec: &PageSpec<M>) -> String {
-    let mut columns: Vec<String> = spec.columns.iter().map(|c| format!("r.{c}")).collect();
-    if spec.with_user {
-        columns.extend(USER_COLUMNS.iter().map(|c| format!("u.{c} AS u_{c}")));
-    }
-    columns.join(", ")
+    page_columns(spec, "r.", |columns, c| {
+        for part in ["u.", c, " AS u_", c] {
+            columns.push_str(part);
+        }
+    })
 }
 
 /// The same columns as read from the derived table `t` that numbers or limits them.
 fn derived_columns<M>(spec: &PageSpec<M>) -> String {
-    let mut columns: Vec<String> = spec.columns.iter().map(|c| format!("t.{c}")).collect();
-    if spec.with_user {
-        columns.extend(USER_COLUMNS.iter().map(|c| format!("t.u_{c}")));
+    page_columns(spec, "t.", |columns, c| {
+        columns.push_str("t.u_");
+        columns.push_str(c);
+    })
+}
+
+/// `spec`'s columns, each after `prefix`, then, when it reads users, each of
+/// [`USER_COLUMNS`] as `user` writes it. Pushed into one string: `format!` per column was
+/// 2% of a small page's instructions.
+fn page_columns<M>(spec: &PageSpec<M>, prefix: &str, user: impl Fn(&mut String, &str)) -> String {
+    let mut columns = String::with_capacity(256);
+    for c in spec.columns {
+        if !columns.is_empty() {
+            columns.push_str(", ");
+        }
+        columns.push_str(prefix);
+        columns.push_str(c);
     }
-    columns.join(", ")
+    if spec.with_user {
+        for c in USER_COLUMNS {
+            columns.push_str(", ");
+            user(&mut columns, c);
+        }
+    }
+    columns
 }
 
 /// The child table (`r`), joined with its user's account (`u`) when the spec asks for it.
@@ -782,7 +864,7 @@ mod tests {
     use chrono::{DateTime, SecondsFormat, Utc};
     use proptest::prelude::*;
 
-    use super::{DatasetRole, OrganizationRole, parse_stored_utc, pg_timestamp};
+    use super::{AccountKind, DatasetRole, OrganizationRole, parse_stored_utc, pg_timestamp};
 
     /// The instant chrono's RFC 3339 parser (what sqlx uses) reads from `text`.
     fn chrono_reads(text: &str) -> Option<DateTime<Utc>> {
@@ -905,12 +987,19 @@ mod tests {
     ) {
         use super::Cell;
 
-        let sql = "SELECT 'user-00042', 'Zoë, ünïcode — 名前', '', NULL, 'ADMIN', 'MANAGER', NULL, 'nope'";
+        let sql = "SELECT 'user-00042', 'Zoë, ünïcode — 名前', '', NULL, 'ADMIN', 'MANAGER', NULL, 'nope', 'ORGANIZATION'";
         let row = &first_row(db, backend, sql).await;
         for index in 0..4 {
             let sqlx: Option<String> = row.try_get_by_index(index).unwrap();
             assert_eq!(String::read(row, index).ok(), sqlx, "column {index}");
+            assert_eq!(Option::<String>::read(row, index).unwrap(), sqlx);
+            assert_eq!(super::is_null(row, index).unwrap(), sqlx.is_none());
         }
+        assert_eq!(
+            AccountKind::read(row, 8).unwrap(),
+            AccountKind::Organization
+        );
+        assert!(AccountKind::read(row, 4).is_err());
         assert_eq!(String::read(row, 1).unwrap(), "Zoë, ünïcode — 名前");
         assert!(String::read(row, 3).is_err());
         assert_eq!(

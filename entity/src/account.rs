@@ -25,11 +25,4 @@ pub struct Model {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
-/// An organization's account has its settings row (`organization`); a user's has none.
-impl Related<super::organization::Entity> for Entity {
-    fn to() -> RelationDef {
-        super::organization::Relation::Account.def().rev()
-    }
-}
-
 impl ActiveModelBehavior for ActiveModel {}

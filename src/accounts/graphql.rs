@@ -4,8 +4,8 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use entity::account;
 use entity::roles::AccountKind;
-use entity::{account, user_account};
 
 use crate::context::ContextExt;
 use crate::datasets::{self, DatasetConnection};
@@ -108,23 +108,14 @@ impl AccountQuery {
         let id = ctx.viewer().require()?;
         // A valid token for an account that was deleted since.
         let gone = || ApiError::Unauthenticated("the account of this token no longer exists");
-        if ctx.look_ahead().field("email").exists() {
-            // The account and the private row that `email` reads, in one statement.
-            let (row, account) = user_account::Entity::find_by_id(id)
-                .find_also_related(account::Entity)
-                .one(&ctx.reader())
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(gone)?;
-            let account = account.ok_or_else(gone)?;
-            ctx.loader().loader().keep_viewer_row(row);
-            return Ok(User(account));
-        }
-        let account = account::Entity::find_by_id(id)
-            .one(&ctx.reader())
-            .await
-            .map_err(ApiError::from)?
+        // With the private row when `email` is asked for: one statement either way.
+        let private = ctx.look_ahead().field("email").exists();
+        let (account, row) = super::user_by_id(&ctx.reader(), id, private)
+            .await?
             .ok_or_else(gone)?;
+        if let Some(row) = row {
+            ctx.loader().loader().keep_viewer_row(row);
+        }
         Ok(User(account))
     }
 

@@ -17,6 +17,7 @@ use crate::auth;
 use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{Email, Password, Username, username_key};
+use crate::pages::Sql;
 
 /// Creates a user. A username taken in any case by a user or an organization, or an email
 /// taken in any case, answers `CONFLICT` — decided by the database's unique indexes, so two
@@ -60,6 +61,33 @@ pub async fn insert_account(
     .insert(db)
     .await
     .map_err(|e| conflict_on_unique(e, format!("username '{}' is taken", username.as_str())))
+}
+
+/// The account of user `id`, with its private row when `private` (then in a join: no row
+/// unless both exist), in one statement read by position.
+pub async fn user_by_id(
+    db: &impl ConnectionTrait,
+    id: i64,
+    private: bool,
+) -> ApiResult<Option<(account::Model, Option<user_account::Model>)>> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT ").columns::<account::Model>("a");
+    if private {
+        sql.push(", ")
+            .columns::<user_account::Model>("u")
+            .push(" FROM account a JOIN user_account u ON u.account_id = a.id");
+    } else {
+        sql.push(" FROM account a");
+    }
+    sql.push(" WHERE a.id = ").bind(id);
+    let rows = sql
+        .fetch(db, |c| {
+            let account = c.model()?;
+            let row = if private { Some(c.model()?) } else { None };
+            Ok((account, row))
+        })
+        .await?;
+    Ok(rows.into_iter().next())
 }
 
 /// Checks credentials: `login` is a username or an email. Unknown accounts cost the same

@@ -248,7 +248,8 @@ impl OrganizationQuery {
         };
         // With the viewer's membership, which their role and the members' list ask for.
         let found =
-            super::find_organization_with_membership(&ctx.reader(), &username, viewer).await?;
+            super::find_organization_with_membership(&ctx.reader(), &username, Some(viewer))
+                .await?;
         Ok(found.map(|(organization, membership)| {
             let key = MembershipKey {
                 organization_id: organization.id,

@@ -7,10 +7,10 @@ mod graphql;
 pub use graphql::{Member, Organization, OrganizationMutation, OrganizationQuery};
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
+use sea_orm::sea_query::Query;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
     TransactionTrait,
 };
 
@@ -21,6 +21,7 @@ use crate::accounts::insert_account;
 use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult};
 use crate::newtypes::{Username, username_key};
+use crate::pages::Sql;
 use crate::policy::{OrgAction, org_allows};
 
 /// The account of the organization named `username` (any case), if there is one.
@@ -28,36 +29,45 @@ pub async fn find_organization(
     db: &impl ConnectionTrait,
     username: &str,
 ) -> ApiResult<Option<account::Model>> {
-    Ok(account::Entity::find()
-        .filter(account::Column::UsernameKey.eq(username_key(username)))
-        .filter(account::Column::Kind.eq(AccountKind::Organization))
-        .one(db)
-        .await?)
+    let found = find_organization_with_membership(db, username, None).await?;
+    Ok(found.map(|(organization, _)| organization))
 }
 
 /// The account of the organization named `username` (any case), if there is one, with
-/// `viewer`'s membership of it, in one statement (a LEFT JOIN on the membership's key).
+/// `viewer`'s membership of it when there is a viewer (`None` inside: not a member), in one
+/// statement (a LEFT JOIN on the membership's key), read by position.
 pub async fn find_organization_with_membership(
     db: &impl ConnectionTrait,
     username: &str,
-    viewer: i64,
+    viewer: Option<i64>,
 ) -> ApiResult<Option<(account::Model, Option<membership::Model>)>> {
-    let viewer_membership: RelationDef = membership::Entity::belongs_to(account::Entity)
-        .from(membership::Column::OrganizationId)
-        .to(account::Column::Id)
-        .into();
-    let viewer_membership = viewer_membership.rev().on_condition(move |_, membership| {
-        Expr::col((membership, membership::Column::UserId))
-            .eq(viewer)
-            .into_condition()
-    });
-    Ok(account::Entity::find()
-        .select_also(membership::Entity)
-        .join(JoinType::LeftJoin, viewer_membership)
-        .filter(account::Column::UsernameKey.eq(username_key(username)))
-        .filter(account::Column::Kind.eq(AccountKind::Organization))
-        .one(db)
-        .await?)
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT ").columns::<account::Model>("a");
+    if let Some(viewer) = viewer {
+        sql.push(", ")
+            .columns::<membership::Model>("m")
+            .push(" FROM account a LEFT JOIN membership m ON m.organization_id = a.id AND m.user_id = ")
+            .bind(viewer);
+    } else {
+        sql.push(" FROM account a");
+    }
+    sql.push(" WHERE a.username_key = ")
+        .bind(username_key(username))
+        .push(" AND a.kind = ")
+        .bind(AccountKind::Organization.to_value());
+    let rows = sql
+        .fetch(db, |c| {
+            let organization = c.model()?;
+            let membership = if viewer.is_some() {
+                c.optional()?
+            } else {
+                None
+            };
+            Ok((organization, membership))
+        })
+        .await?;
+    // At most one: usernames are unique.
+    Ok(rows.into_iter().next())
 }
 
 /// The account of the user named `username` (any case), or `NOT_FOUND`.
@@ -83,33 +93,35 @@ pub async fn membership(
 
 /// Every membership of a user, ordered by the organization's username, each with its
 /// organization's account and settings row, in one statement (joins on the organization's
-/// id).
+/// id), read by position.
 pub async fn memberships_of_user(
     db: &impl ConnectionTrait,
     user_id: i64,
 ) -> ApiResult<Vec<Member>> {
-    let organization: RelationDef = membership::Entity::belongs_to(account::Entity)
-        .from(membership::Column::OrganizationId)
-        .to(account::Column::Id)
-        .into();
-    let rows = membership::Entity::find()
-        .select_also(account::Entity)
-        .join(JoinType::InnerJoin, organization)
-        .find_also(account::Entity, organization::Entity)
-        .filter(membership::Column::UserId.eq(user_id))
-        .order_by_asc(account::Column::UsernameKey)
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(row, account, settings)| {
-            let organization = match settings {
-                Some(settings) => Organization::with_row(account?, settings),
-                None => Organization::from(account?),
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT ")
+        .columns::<membership::Model>("m")
+        .push(", ")
+        .columns::<account::Model>("a")
+        .push(", ")
+        .columns::<organization::Model>("o")
+        .push(
+            " FROM membership m JOIN account a ON a.id = m.organization_id \
+             LEFT JOIN organization o ON o.account_id = a.id WHERE m.user_id = ",
+        )
+        .bind(user_id)
+        .push(" ORDER BY a.username_key");
+    Ok(sql
+        .fetch(db, |c| {
+            let row = c.model()?;
+            let account = c.model()?;
+            let organization = match c.optional()? {
+                Some(settings) => Organization::with_row(account, settings),
+                None => Organization::from(account),
             };
-            Some(Member::with_organization(row, organization))
+            Ok(Member::with_organization(row, organization))
         })
-        .collect())
+        .await?)
 }
 
 /// An organization locked for a membership change, with the viewer's role in it.
