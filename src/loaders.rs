@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use async_graphql::dataloader::Loader;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::DatabaseConnection;
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
 use crate::db::{Held, QueryConnections, Reader};
 use crate::eager::Eager;
 use crate::error::ApiError;
+use crate::pages::{ByPosition, Sql};
 
 /// The loaders' error: shared, because one batch answers many callers.
 pub type LoadError = Arc<ApiError>;
@@ -182,47 +183,40 @@ fn distinct<T: Copy + Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
 }
 
 impl DbLoader {
-    /// The rows of `E` whose `column` is one of `ids`, keyed by `key`.
-    async fn rows_by_id<E, K>(
+    /// The rows of `table` whose `column` is one of `ids`, keyed by `key`.
+    async fn rows_by_id<M: ByPosition, K: Eq + std::hash::Hash>(
         &self,
-        column: E::Column,
+        (table, column): (&str, &str),
         ids: impl Iterator<Item = i64>,
-        key: impl Fn(&E::Model) -> K,
-    ) -> Result<HashMap<K, E::Model>, LoadError>
-    where
-        E: EntityTrait,
-        E::Model: Send + Sync,
-        K: Eq + std::hash::Hash,
-    {
-        let rows = E::find()
-            .filter(column.is_in(distinct(ids)))
-            .all(&self.reader())
-            .await
-            .map_err(db_error)?;
+        key: impl Fn(&M) -> K,
+    ) -> Result<HashMap<K, M>, LoadError> {
+        let mut sql = Sql::new(self.db.get_database_backend());
+        sql.push("SELECT ")
+            .columns::<M>("r")
+            .push(&format!(" FROM {table} r WHERE r.{column} IN "))
+            .bind_list(&distinct(ids));
+        let rows = sql.fetch(&self.reader(), M::read).await.map_err(db_error)?;
         Ok(rows.into_iter().map(|r| (key(&r), r)).collect())
     }
 
-    /// The rows of `E` for pairs of ids: one query for the cross product of both sides'
-    /// ids, filtered to the asked pairs (the product is small: one side is almost always the
-    /// viewer alone).
-    async fn rows_by_pair<E, K>(
+    /// The rows of `table` for pairs of ids in its `left` and `right` columns: one query for
+    /// the cross product of both sides' ids, filtered to the asked pairs (the product is
+    /// small: one side is almost always the viewer alone).
+    async fn rows_by_pair<M: ByPosition, K: Eq + std::hash::Hash>(
         &self,
-        (left, right): (E::Column, E::Column),
+        (table, left, right): (&str, &str, &str),
         keys: &[K],
         sides: impl Fn(&K) -> (i64, i64),
-        key: impl Fn(&E::Model) -> K,
-    ) -> Result<HashMap<K, E::Model>, LoadError>
-    where
-        E: EntityTrait,
-        E::Model: Send + Sync,
-        K: Eq + std::hash::Hash,
-    {
-        let rows = E::find()
-            .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
-            .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1))))
-            .all(&self.reader())
-            .await
-            .map_err(db_error)?;
+        key: impl Fn(&M) -> K,
+    ) -> Result<HashMap<K, M>, LoadError> {
+        let mut sql = Sql::new(self.db.get_database_backend());
+        sql.push("SELECT ")
+            .columns::<M>("r")
+            .push(&format!(" FROM {table} r WHERE r.{left} IN "))
+            .bind_list(&distinct(keys.iter().map(|k| sides(k).0)))
+            .push(&format!(" AND r.{right} IN "))
+            .bind_list(&distinct(keys.iter().map(|k| sides(k).1)));
+        let rows = sql.fetch(&self.reader(), M::read).await.map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|r| (key(&r), r))
@@ -231,18 +225,19 @@ impl DbLoader {
     }
 }
 
-/// `impl Loader<$key> for DbLoader`, loading `$entity` rows by the id in `$key.0`.
+/// `impl Loader<$key> for DbLoader`, loading `$entity` rows by the id in `$key.0`, which
+/// is their column `$field`.
 macro_rules! by_id {
-    ($key:ident, $entity:ident, $column:ident, $field:ident) => {
+    ($key:ident, $entity:ident, $field:ident) => {
         impl Loader<$key> for DbLoader {
             type Value = $entity::Model;
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
-                self.rows_by_id::<$entity::Entity, _>(
-                    $entity::Column::$column,
+                self.rows_by_id(
+                    (stringify!($entity), stringify!($field)),
                     keys.iter().map(|k| k.0),
-                    |r| $key(r.$field),
+                    |r: &$entity::Model| $key(r.$field),
                 )
                 .await
             }
@@ -250,10 +245,10 @@ macro_rules! by_id {
     };
 }
 
-by_id!(AccountId, account, Id, id);
-by_id!(UserRowId, user_account, AccountId, account_id);
-by_id!(OrganizationRowId, organization, AccountId, account_id);
-by_id!(DatasetId, dataset, Id, id);
+by_id!(AccountId, account, id);
+by_id!(UserRowId, user_account, account_id);
+by_id!(OrganizationRowId, organization, account_id);
+by_id!(DatasetId, dataset, id);
 
 impl Loader<MembershipKey> for DbLoader {
     type Value = membership::Model;
@@ -263,14 +258,11 @@ impl Loader<MembershipKey> for DbLoader {
         &self,
         keys: &[MembershipKey],
     ) -> Result<HashMap<MembershipKey, Self::Value>, Self::Error> {
-        self.rows_by_pair::<membership::Entity, _>(
-            (
-                membership::Column::OrganizationId,
-                membership::Column::UserId,
-            ),
+        self.rows_by_pair(
+            ("membership", "organization_id", "user_id"),
             keys,
             |k| (k.organization_id, k.user_id),
-            |r| MembershipKey {
+            |r: &membership::Model| MembershipKey {
                 organization_id: r.organization_id,
                 user_id: r.user_id,
             },
@@ -287,14 +279,11 @@ impl Loader<CollaboratorKey> for DbLoader {
         &self,
         keys: &[CollaboratorKey],
     ) -> Result<HashMap<CollaboratorKey, Self::Value>, Self::Error> {
-        self.rows_by_pair::<collaborator::Entity, _>(
-            (
-                collaborator::Column::DatasetId,
-                collaborator::Column::UserId,
-            ),
+        self.rows_by_pair(
+            ("collaborator", "dataset_id", "user_id"),
             keys,
             |k| (k.dataset_id, k.user_id),
-            |r| CollaboratorKey {
+            |r: &collaborator::Model| CollaboratorKey {
                 dataset_id: r.dataset_id,
                 user_id: r.user_id,
             },

@@ -78,7 +78,8 @@ impl Sql {
         self
     }
 
-    fn bind_list(&mut self, ids: &[i64]) -> &mut Self {
+    /// `(v1, v2, …)`, each of `ids` bound.
+    pub(crate) fn bind_list(&mut self, ids: &[i64]) -> &mut Self {
         self.push("(");
         for (i, id) in ids.iter().enumerate() {
             if i > 0 {
