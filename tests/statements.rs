@@ -433,3 +433,95 @@ async fn one_pooled_connection_serves_queries_and_mutations(backend: Backend) {
 }
 
 on_both_databases!(one_pooled_connection_serves_queries_and_mutations);
+
+/// The member and collaborator page indexes cover their pages on PostgreSQL (the second
+/// migration: `INCLUDE` the page's other columns, and `account (id)` includes the two account
+/// columns a page reads), keep their uniqueness, and go back to plain indexes when that
+/// migration is reverted. On SQLite, which has no `INCLUDE`, the migration changes nothing
+/// and reverts cleanly.
+async fn page_indexes_cover_their_pages(backend: Backend) {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let db = TestDatabase::create(&backend).await;
+    let conn = orgql::db::connect(&db.url, 2).await.unwrap();
+    orgql::db::migrate(&conn).await.unwrap();
+    let postgres = conn.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let sql = if postgres {
+        "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN \
+         ('membership_organization_username', 'collaborator_dataset_username', 'account_page_user') \
+         ORDER BY indexname"
+    } else {
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN \
+         ('membership_organization_username', 'collaborator_dataset_username', 'account_page_user') \
+         ORDER BY name"
+    };
+    let indexes = || async {
+        let rows = conn
+            .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get_by_index(0).unwrap();
+                let definition: String = row.try_get_by_index(1).unwrap();
+                (name, definition)
+            })
+            .collect::<Vec<_>>()
+    };
+    let covering = indexes().await;
+    let names: Vec<&str> = covering.iter().map(|(name, _)| name.as_str()).collect();
+    if postgres {
+        assert_eq!(
+            names,
+            [
+                "account_page_user",
+                "collaborator_dataset_username",
+                "membership_organization_username"
+            ]
+        );
+        let definition = |name: &str| &covering.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(definition("account_page_user").ends_with("(id) INCLUDE (username, created_at)"));
+        let members = definition("membership_organization_username");
+        assert!(members.starts_with("CREATE UNIQUE INDEX"), "{members}");
+        assert!(
+            members.ends_with(
+                "(organization_id, username_key) INCLUDE (user_id, role, default_dataset_role, joined_at)"
+            ),
+            "{members}"
+        );
+        let collaborators = definition("collaborator_dataset_username");
+        assert!(
+            collaborators.starts_with("CREATE UNIQUE INDEX"),
+            "{collaborators}"
+        );
+        assert!(
+            collaborators.ends_with("(dataset_id, username_key) INCLUDE (user_id, role)"),
+            "{collaborators}"
+        );
+    } else {
+        assert_eq!(
+            names,
+            [
+                "collaborator_dataset_username",
+                "membership_organization_username"
+            ]
+        );
+    }
+
+    migration::Migrator::down(&conn, Some(1)).await.unwrap();
+    let plain = indexes().await;
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    for (name, definition) in &plain {
+        assert!(!definition.contains("INCLUDE"), "{name}: {definition}");
+        assert!(
+            definition.starts_with("CREATE UNIQUE INDEX"),
+            "{definition}"
+        );
+    }
+    migration::Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(indexes().await, covering);
+    conn.close().await.ok();
+}
+
+on_both_databases!(page_indexes_cover_their_pages);

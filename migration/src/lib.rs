@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial;
+mod m20261202_000001_covering_page_indexes;
 
 /// Every migration, in order. The server runs them at start; the `migration` binary runs them
 /// by hand (`cargo run -p migration --features cli -- up`).
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000001_initial::Migration)]
+        vec![
+            Box::new(m20261129_000001_initial::Migration),
+            Box::new(m20261202_000001_covering_page_indexes::Migration),
+        ]
     }
 }
