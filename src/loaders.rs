@@ -191,9 +191,8 @@ impl DbLoader {
         key: impl Fn(&M) -> K,
     ) -> Result<HashMap<K, M>, LoadError> {
         let mut sql = Sql::new(self.db.get_database_backend());
-        sql.push("SELECT ")
-            .columns::<M>("r")
-            .push(&format!(" FROM {table} r WHERE r.{column} IN "))
+        sql.select_where::<M>(table)
+            .push(&format!("r.{column} IN "))
             .bind_list(&distinct(ids));
         let rows = sql.fetch(&self.reader(), M::read).await.map_err(db_error)?;
         Ok(rows.into_iter().map(|r| (key(&r), r)).collect())
@@ -210,9 +209,8 @@ impl DbLoader {
         key: impl Fn(&M) -> K,
     ) -> Result<HashMap<K, M>, LoadError> {
         let mut sql = Sql::new(self.db.get_database_backend());
-        sql.push("SELECT ")
-            .columns::<M>("r")
-            .push(&format!(" FROM {table} r WHERE r.{left} IN "))
+        sql.select_where::<M>(table)
+            .push(&format!("r.{left} IN "))
             .bind_list(&distinct(keys.iter().map(|k| sides(k).0)))
             .push(&format!(" AND r.{right} IN "))
             .bind_list(&distinct(keys.iter().map(|k| sides(k).1)));

@@ -52,6 +52,16 @@ impl Sql {
         self
     }
 
+    /// `SELECT r.column, … FROM table r WHERE `: the start of a statement reading `M` rows of
+    /// `table` (aliased `r`), its condition to follow.
+    pub(crate) fn select_where<M: ByPosition>(&mut self, table: &str) -> &mut Self {
+        self.push("SELECT ")
+            .columns::<M>("r")
+            .push(" FROM ")
+            .push(table)
+            .push(" r WHERE ")
+    }
+
     /// `alias.column, …` for every column of `M`, in the order [`ByPosition::read`] reads
     /// them.
     pub(crate) fn columns<M: ByPosition>(&mut self, alias: &str) -> &mut Self {

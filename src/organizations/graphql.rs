@@ -35,10 +35,10 @@ impl From<account::Model> for Organization {
 }
 
 impl Organization {
-    /// The organization `account`, with its settings `row` read in the same statement.
-    pub fn with_row(account: account::Model, row: organization::Model) -> Self {
-        debug_assert_eq!(account.id, row.account_id);
-        Organization(account, Some(row))
+    /// The organization `account`, with its settings `row` if the same statement read it.
+    pub fn with_row(account: account::Model, row: Option<organization::Model>) -> Self {
+        debug_assert!(row.as_ref().is_none_or(|r| r.account_id == account.id));
+        Organization(account, row)
     }
 }
 

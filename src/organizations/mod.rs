@@ -114,11 +114,7 @@ pub async fn memberships_of_user(
     Ok(sql
         .fetch(db, |c| {
             let row = c.model()?;
-            let account = c.model()?;
-            let organization = match c.optional()? {
-                Some(settings) => Organization::with_row(account, settings),
-                None => Organization::from(account),
-            };
+            let organization = Organization::with_row(c.model()?, c.optional()?);
             Ok(Member::with_organization(row, organization))
         })
         .await?)
