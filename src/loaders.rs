@@ -30,10 +30,10 @@ pub(crate) fn db_error(err: sea_orm::DbErr) -> LoadError {
     Arc::new(err.into())
 }
 
-/// The account `id` as a `T` (a `User`, an `Organization`): `known`, borrowed, when the
-/// statement that read the row referring to it read it too (a page of members answers its
-/// users without copying them), else through the request's loader; `missing` is the
-/// internal error when it is gone.
+/// The account `id` as a `T` (an `Organization`): `known`, borrowed, when the statement
+/// that read the row referring to it read it too (`viewer.memberships` answers its
+/// organizations without copying them), else through the request's loader; `missing` is
+/// the internal error when it is gone.
 pub async fn known_or_load<'a, T: From<account::Model> + Clone>(
     ctx: &async_graphql::Context<'_>,
     known: Option<&'a Eager<T>>,

@@ -55,7 +55,7 @@ impl AccountInterface {
     /// The GraphQL object for an account row of either kind.
     pub fn from_account(account: account::Model) -> Self {
         match account.kind {
-            AccountKind::User => AccountInterface::User(User(account)),
+            AccountKind::User => AccountInterface::User(User::from(account)),
             AccountKind::Organization => {
                 AccountInterface::Organization(Organization::from(account))
             }
@@ -80,7 +80,7 @@ impl NodeQuery {
                 let account = ctx.load(AccountId(id)).await?;
                 match (kind, account) {
                     (NodeKind::User, Some(a)) if a.kind == AccountKind::User => {
-                        Some(Node::User(User(a)))
+                        Some(Node::User(User::from(a)))
                     }
                     (NodeKind::Organization, Some(a)) if a.kind == AccountKind::Organization => {
                         Some(Node::Organization(Organization::from(a)))

@@ -149,8 +149,8 @@ by_position! {
     account { id, kind, username, username_key, created_at }
     user_account { account_id, email, email_key, password_hash }
     organization { account_id, display_name }
-    membership { organization_id, user_id, username_key, role, default_dataset_role, joined_at }
-    collaborator { dataset_id, user_id, username_key, role }
+    membership { organization_id, user_id, username_key, role, default_dataset_role, joined_at, username }
+    collaborator { dataset_id, user_id, username_key, role, username }
     dataset { id, owner_id, name, name_key, description, public, created_at }
 }
 
@@ -164,12 +164,9 @@ struct PageSpec<M> {
     parent: &'static str,
     /// The sort key (unique per parent).
     key: &'static str,
-    /// Whether each row brings its user's account (joined on `user_id`, columns prefixed
-    /// `u_`), so that `user` fields on a page need no further statement.
-    with_user: bool,
-    /// Reads one row, by position: `columns` in order, then [`USER_COLUMNS`] when
-    /// `with_user`. (By name, every row would look each column's name up again; at a few
-    /// thousand rows per request that was a tenth of the request's CPU.)
+    /// Reads one row, by position: `columns` in order. (By name, every row would look each
+    /// column's name up again; at a few thousand rows per request that was a tenth of the
+    /// request's CPU.)
     read: fn(&mut Columns<'_>) -> Result<M, DbErr>,
 }
 
@@ -200,18 +197,6 @@ impl Columns<'_> {
             return Ok(None);
         }
         M::read(self).map(Some)
-    }
-
-    /// The account of user `id` (whose `username_key` the row carries), its
-    /// [`USER_COLUMNS`] from the next columns.
-    fn user(&mut self, id: i64, username_key: &str) -> Result<account::Model, DbErr> {
-        Ok(account::Model {
-            id,
-            kind: AccountKind::User,
-            username: self.next()?,
-            username_key: username_key.to_owned(),
-            created_at: self.next()?,
-        })
     }
 }
 
@@ -442,36 +427,22 @@ macro_rules! enum_cells {
 
 enum_cells!(AccountKind, OrganizationRole, DatasetRole);
 
-/// The `account` columns a page with `with_user` reads. The rest of the user's account is
-/// in the row already: foreign keys tie the row's `(user_id, username_key)` to the account's
-/// `(id, username_key)` and `user_id` to `user_account`, so the kind is `USER`. (Three fewer
-/// columns for PostgreSQL to send and sqlx to decode, on every row of the largest pages.)
-const USER_COLUMNS: &[&str] = &["username", "created_at"];
-
-const MEMBERS: PageSpec<WithUser<membership::Model>> = PageSpec {
+// Member and collaborator rows carry their user's `username` (a copy the database keeps
+// in step), so a page answers `user { id username }` from its own rows, with no join.
+const MEMBERS: PageSpec<membership::Model> = PageSpec {
     table: "membership",
     columns: membership::Model::COLUMNS,
     parent: "organization_id",
     key: "username_key",
-    with_user: true,
-    read: |c| {
-        let row: membership::Model = c.model()?;
-        let user = c.user(row.user_id, &row.username_key)?;
-        Ok(WithUser { row, user })
-    },
+    read: |c| c.model(),
 };
 
-const COLLABORATORS: PageSpec<WithUser<collaborator::Model>> = PageSpec {
+const COLLABORATORS: PageSpec<collaborator::Model> = PageSpec {
     table: "collaborator",
     columns: collaborator::Model::COLUMNS,
     parent: "dataset_id",
     key: "username_key",
-    with_user: true,
-    read: |c| {
-        let row: collaborator::Model = c.model()?;
-        let user = c.user(row.user_id, &row.username_key)?;
-        Ok(WithUser { row, user })
-    },
+    read: |c| c.model(),
 };
 
 const DATASETS: PageSpec<dataset::Model> = PageSpec {
@@ -479,7 +450,6 @@ const DATASETS: PageSpec<dataset::Model> = PageSpec {
     columns: dataset::Model::COLUMNS,
     parent: "owner_id",
     key: "name_key",
-    with_user: false,
     read: |c| c.model(),
 };
 
@@ -504,27 +474,19 @@ fn visible_datasets(sql: &mut Sql, viewer: Option<i64>) {
     }
 }
 
-/// The columns of a page's rows as read from the tables (`r`, and `u` for the user).
+/// The columns of a page's rows as read from the table (`r`).
 fn table_columns<M>(spec: &PageSpec<M>) -> String {
-    page_columns(spec, "r.", |columns, c| {
-        for part in ["u.", c, " AS u_", c] {
-            columns.push_str(part);
-        }
-    })
+    page_columns(spec, "r.")
 }
 
 /// The same columns as read from the derived table `t` that numbers or limits them.
 fn derived_columns<M>(spec: &PageSpec<M>) -> String {
-    page_columns(spec, "t.", |columns, c| {
-        columns.push_str("t.u_");
-        columns.push_str(c);
-    })
+    page_columns(spec, "t.")
 }
 
-/// `spec`'s columns, each after `prefix`, then, when it reads users, each of
-/// [`USER_COLUMNS`] as `user` writes it. Pushed into one string: `format!` per column was
+/// `spec`'s columns, each after `prefix`. Pushed into one string: `format!` per column was
 /// 2% of a small page's instructions.
-fn page_columns<M>(spec: &PageSpec<M>, prefix: &str, user: impl Fn(&mut String, &str)) -> String {
+fn page_columns<M>(spec: &PageSpec<M>, prefix: &str) -> String {
     let mut columns = String::with_capacity(256);
     for c in spec.columns {
         if !columns.is_empty() {
@@ -533,22 +495,12 @@ fn page_columns<M>(spec: &PageSpec<M>, prefix: &str, user: impl Fn(&mut String, 
         columns.push_str(prefix);
         columns.push_str(c);
     }
-    if spec.with_user {
-        for c in USER_COLUMNS {
-            columns.push_str(", ");
-            user(&mut columns, c);
-        }
-    }
     columns
 }
 
-/// The child table (`r`), joined with its user's account (`u`) when the spec asks for it.
+/// The child table, as `r`.
 fn from_clause<M>(spec: &PageSpec<M>) -> String {
-    if spec.with_user {
-        format!("{} r JOIN account u ON u.id = r.user_id", spec.table)
-    } else {
-        format!("{} r", spec.table)
-    }
+    format!("{} r", spec.table)
 }
 
 /// Up to this many parents, a SQLite page statement is a `UNION ALL` of each parent's range
@@ -657,15 +609,6 @@ fn count_statement<M>(
     filter(&mut sql);
     sql.push(&format!(" GROUP BY r.{}", spec.parent));
     sql.build()
-}
-
-/// A page's row with the account of its user, read by the same statement.
-#[derive(Clone, Debug)]
-pub struct WithUser<M> {
-    /// The child row (a membership or a collaborator entry).
-    pub row: M,
-    /// The account of the row's `user_id`.
-    pub user: account::Model,
 }
 
 /// A request for one page of children of one parent.
@@ -787,7 +730,7 @@ impl DbLoader {
 fn no_filter(_: &mut Sql) {}
 
 impl Loader<MemberPage> for DbLoader {
-    type Value = Page<WithUser<membership::Model>>;
+    type Value = Page<membership::Model>;
     type Error = LoadError;
 
     async fn load(
@@ -797,7 +740,7 @@ impl Loader<MemberPage> for DbLoader {
         self.pages(
             &MEMBERS,
             keys,
-            |m: &WithUser<membership::Model>| m.row.organization_id,
+            |m: &membership::Model| m.organization_id,
             &no_filter,
         )
         .await
@@ -805,7 +748,7 @@ impl Loader<MemberPage> for DbLoader {
 }
 
 impl Loader<CollaboratorPage> for DbLoader {
-    type Value = Page<WithUser<collaborator::Model>>;
+    type Value = Page<collaborator::Model>;
     type Error = LoadError;
 
     async fn load(
@@ -815,7 +758,7 @@ impl Loader<CollaboratorPage> for DbLoader {
         self.pages(
             &COLLABORATORS,
             keys,
-            |c: &WithUser<collaborator::Model>| c.row.dataset_id,
+            |c: &collaborator::Model| c.dataset_id,
             &no_filter,
         )
         .await

@@ -120,6 +120,7 @@ async fn seed(app: &TestApp, n: usize) -> String {
                 }),
                 default_dataset_role: Set(Some(DatasetRole::Labeler)),
                 joined_at: Set(now),
+                username: Set(user.username.clone()),
             });
         }
         for d in 0..n {
@@ -150,6 +151,7 @@ async fn seed(app: &TestApp, n: usize) -> String {
                 } else {
                     DatasetRole::Labeler
                 }),
+                username: Set(user.username.clone()),
             });
         }
     }
@@ -434,11 +436,11 @@ async fn one_pooled_connection_serves_queries_and_mutations(backend: Backend) {
 
 on_both_databases!(one_pooled_connection_serves_queries_and_mutations);
 
-/// The member and collaborator page indexes cover their pages on PostgreSQL (the second
-/// migration: `INCLUDE` the page's other columns, and `account (id)` includes the two account
-/// columns a page reads), keep their uniqueness, and go back to plain indexes when that
-/// migration is reverted. On SQLite, which has no `INCLUDE`, the migration changes nothing
-/// and reverts cleanly.
+/// The member and collaborator page indexes cover their pages on PostgreSQL and keep their
+/// uniqueness: with the copied `username` once rows carry it (the third migration), with
+/// the page's other columns and an `account (id)` index for the joined account columns
+/// before it (the second), plain before that; each migration reverts to the state before
+/// it. On SQLite, which has no `INCLUDE`, the page indexes stay plain throughout.
 async fn page_indexes_cover_their_pages(backend: Backend) {
     use migration::MigratorTrait;
     use sea_orm::{ConnectionTrait, Statement};
@@ -469,55 +471,69 @@ async fn page_indexes_cover_their_pages(backend: Backend) {
             })
             .collect::<Vec<_>>()
     };
+    // (name, how its definition ends) of each page index, on PostgreSQL, after the
+    // migrations up to `latest` minus `undone`.
+    let expected = |undone: usize| -> Vec<(&str, &str)> {
+        match undone {
+            0 => vec![
+                (
+                    "collaborator_dataset_username",
+                    "(dataset_id, username_key) INCLUDE (user_id, role, username)",
+                ),
+                (
+                    "membership_organization_username",
+                    "(organization_id, username_key) INCLUDE (user_id, role, default_dataset_role, joined_at, username)",
+                ),
+            ],
+            1 => vec![
+                ("account_page_user", "(id) INCLUDE (username, created_at)"),
+                (
+                    "collaborator_dataset_username",
+                    "(dataset_id, username_key) INCLUDE (user_id, role)",
+                ),
+                (
+                    "membership_organization_username",
+                    "(organization_id, username_key) INCLUDE (user_id, role, default_dataset_role, joined_at)",
+                ),
+            ],
+            _ => vec![
+                (
+                    "collaborator_dataset_username",
+                    "(dataset_id, username_key)",
+                ),
+                (
+                    "membership_organization_username",
+                    "(organization_id, username_key)",
+                ),
+            ],
+        }
+    };
+    let check = |found: &[(String, String)], undone: usize| {
+        let names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
+        let want = if postgres {
+            expected(undone)
+        } else {
+            // SQLite has no INCLUDE: the initial migration's indexes throughout.
+            expected(2)
+        };
+        let want_names: Vec<&str> = want.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, want_names, "{undone} undone");
+        for ((name, definition), (_, end)) in found.iter().zip(&want) {
+            let unique = name != "account_page_user";
+            assert_eq!(
+                definition.starts_with("CREATE UNIQUE INDEX"),
+                unique,
+                "{definition}"
+            );
+            let definition = definition.replace('"', "");
+            assert!(definition.ends_with(end), "{name}: {definition}");
+        }
+    };
     let covering = indexes().await;
-    let names: Vec<&str> = covering.iter().map(|(name, _)| name.as_str()).collect();
-    if postgres {
-        assert_eq!(
-            names,
-            [
-                "account_page_user",
-                "collaborator_dataset_username",
-                "membership_organization_username"
-            ]
-        );
-        let definition = |name: &str| &covering.iter().find(|(n, _)| n == name).unwrap().1;
-        assert!(definition("account_page_user").ends_with("(id) INCLUDE (username, created_at)"));
-        let members = definition("membership_organization_username");
-        assert!(members.starts_with("CREATE UNIQUE INDEX"), "{members}");
-        assert!(
-            members.ends_with(
-                "(organization_id, username_key) INCLUDE (user_id, role, default_dataset_role, joined_at)"
-            ),
-            "{members}"
-        );
-        let collaborators = definition("collaborator_dataset_username");
-        assert!(
-            collaborators.starts_with("CREATE UNIQUE INDEX"),
-            "{collaborators}"
-        );
-        assert!(
-            collaborators.ends_with("(dataset_id, username_key) INCLUDE (user_id, role)"),
-            "{collaborators}"
-        );
-    } else {
-        assert_eq!(
-            names,
-            [
-                "collaborator_dataset_username",
-                "membership_organization_username"
-            ]
-        );
-    }
-
-    migration::Migrator::down(&conn, Some(1)).await.unwrap();
-    let plain = indexes().await;
-    assert_eq!(plain.len(), 2, "{plain:?}");
-    for (name, definition) in &plain {
-        assert!(!definition.contains("INCLUDE"), "{name}: {definition}");
-        assert!(
-            definition.starts_with("CREATE UNIQUE INDEX"),
-            "{definition}"
-        );
+    check(&covering, 0);
+    for undone in 1..=2 {
+        migration::Migrator::down(&conn, Some(1)).await.unwrap();
+        check(&indexes().await, undone);
     }
     migration::Migrator::up(&conn, None).await.unwrap();
     assert_eq!(indexes().await, covering);
@@ -525,3 +541,104 @@ async fn page_indexes_cover_their_pages(backend: Backend) {
 }
 
 on_both_databases!(page_indexes_cover_their_pages);
+
+/// Members and collaborators answer `user { id username }` from their own rows, which copy
+/// the user's username as typed; `createdAt` on those users costs one more statement per
+/// level that asks for it. The copy is the database's to keep: it follows the account when the account
+/// changes, and a row cannot disagree with it.
+async fn members_answer_their_users_from_their_rows(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+
+    let db = TestDatabase::create(&backend).await;
+    let app = spawn_with(test_config(&db.url)).await;
+    let jane = app.sign_up("Jane").await;
+    app.sign_up("Ada_Lovelace").await;
+    app.create_org(&jane, "acme").await;
+    app.add_member(&jane, "acme", "ada_lovelace", "MEMBER", json!("LABELER"))
+        .await
+        .data("/addMember/member/role");
+    // Created under the organization: the fan-out makes Ada a collaborator.
+    app.create_dataset(&jane, Some("acme"), "faces", false)
+        .await
+        .data("/createDataset/dataset/id");
+
+    let pages = |user: &str| {
+        format!(
+            r#"{{ organization(username: "acme") {{
+                 members {{ nodes {{ user {{ {user} }} }} }}
+                 datasets {{ nodes {{ collaborators {{ nodes {{ user {{ {user} }} }} }} }} }} }} }}"#
+        )
+    };
+    let users = |reply: &common::Reply, field: &str| -> Vec<(String, String)> {
+        let members = reply
+            .data("/organization/members/nodes")
+            .as_array()
+            .unwrap();
+        let dataset = &reply.data("/organization/datasets/nodes")[0];
+        let collaborators = dataset["collaborators"]["nodes"].as_array().unwrap();
+        members
+            .iter()
+            .map(|m| ("member", m))
+            .chain(collaborators.iter().map(|c| ("collaborator", c)))
+            .map(|(kind, node)| {
+                let value = &node["user"][field];
+                (kind.to_owned(), value.as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let typed = |names: [&str; 2]| -> Vec<(String, String)> {
+        ["member", "collaborator"]
+            .iter()
+            .flat_map(|kind| names.map(|n| (kind.to_string(), n.to_owned())))
+            .collect()
+    };
+
+    let (plain, reply) = counted(&app, Some(&jane), &pages("id username")).await;
+    assert_eq!(users(&reply, "username"), typed(["Ada_Lovelace", "Jane"]));
+
+    let (with_created, reply) = counted(&app, Some(&jane), &pages("username createdAt")).await;
+    // One statement for the members' users, one for the collaborators' (a level deeper).
+    assert_eq!(with_created, plain + 2, "{}", reply.body);
+    let viewer = app
+        .gql(Some(&jane), "{ viewer { createdAt } }", json!({}))
+        .await;
+    let jane_created = viewer
+        .data("/viewer/createdAt")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = users(&reply, "createdAt");
+    assert_eq!(created.len(), 4);
+    assert_eq!(created[1].1, jane_created);
+    assert_eq!(created[3].1, jane_created);
+    assert!(created.iter().all(|(_, at)| !at.is_empty()));
+
+    // The account changes (no mutation renames yet; the database must follow any change).
+    let state = app.state();
+    state
+        .db
+        .execute_unprepared(
+            "UPDATE account SET username = 'Ada-L', username_key = 'ada-l' \
+             WHERE username_key = 'ada_lovelace'",
+        )
+        .await
+        .unwrap();
+    let reply = app.gql(Some(&jane), &pages("username"), json!({})).await;
+    assert_eq!(users(&reply, "username"), typed(["Ada-L", "Jane"]));
+
+    // A copy that disagrees with its account is refused.
+    for table in ["membership", "collaborator"] {
+        let refused = state
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE {table} SET username = 'JANE' WHERE username_key = 'jane'"
+            ))
+            .await;
+        assert!(refused.is_err(), "{table}: {refused:?}");
+    }
+    let reply = app.gql(Some(&jane), &pages("username"), json!({})).await;
+    assert_eq!(users(&reply, "username"), typed(["Ada-L", "Jane"]));
+    app.stop().await;
+}
+
+on_both_databases!(members_answer_their_users_from_their_rows);

@@ -18,6 +18,9 @@ pub struct Model {
     pub username_key: String,
     /// The collaborator's role.
     pub role: DatasetRole,
+    /// The user's `username`, copied (kept in step by a foreign key) so that a page of
+    /// collaborators answers `user { username }` without reading the accounts.
+    pub username: String,
 }
 
 /// Relations of `collaborator`.

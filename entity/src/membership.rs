@@ -23,6 +23,9 @@ pub struct Model {
     pub default_dataset_role: Option<DatasetRole>,
     /// When the user joined.
     pub joined_at: DateTimeUtc,
+    /// The user's `username`, copied (kept in step by a foreign key) so that a page of
+    /// members answers `user { username }` without reading the accounts.
+    pub username: String,
 }
 
 /// Relations of `membership`.

@@ -11,7 +11,7 @@ use crate::context::ContextExt;
 use crate::datasets::{self, DatasetConnection};
 use crate::eager::{Boxed, Eager};
 use crate::error::ApiError;
-use crate::loaders::UserRowId;
+use crate::loaders::{AccountId, UserRowId};
 use crate::newtypes::{Email, Password, Username, username_key};
 use crate::organizations::{self, Member};
 use crate::ratelimit::ClientAddr;
@@ -20,11 +20,34 @@ use crate::relay::{NodeKind, PageArgs, global_id};
 /// A personal account. Users sign in, belong to organizations and own or collaborate on
 /// datasets.
 #[derive(Clone)]
-pub struct User(pub account::Model);
+pub struct User {
+    /// The account's id.
+    id: i64,
+    /// The username, as the user typed it.
+    username: String,
+    /// When the account was created; `None` for a user read with a membership or a
+    /// collaborator entry, which copy only the username: `createdAt` then loads it.
+    created_at: Option<DateTime<Utc>>,
+}
 
 impl From<account::Model> for User {
     fn from(account: account::Model) -> Self {
-        User(account)
+        User {
+            id: account.id,
+            username: account.username,
+            created_at: Some(account.created_at),
+        }
+    }
+}
+
+impl User {
+    /// User `id`, known by the `username` a membership or a collaborator entry copies.
+    pub fn listed(id: i64, username: String) -> Self {
+        User {
+            id,
+            username,
+            created_at: None,
+        }
     }
 }
 
@@ -32,29 +55,34 @@ impl From<account::Model> for User {
 impl User {
     /// The global ID of this user (Relay `Node`).
     pub async fn id(&self) -> ID {
-        global_id(NodeKind::User, self.0.id)
+        global_id(NodeKind::User, self.id)
     }
 
     /// The username, as the user typed it; unique case-insensitively across users and
     /// organizations.
     pub async fn username(&self) -> &str {
-        &self.0.username
+        &self.username
     }
 
     /// When the account was created.
-    pub async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    pub async fn created_at(&self, ctx: &Context<'_>) -> async_graphql::Result<DateTime<Utc>> {
+        if let Some(created_at) = self.created_at {
+            return Ok(created_at);
+        }
+        let account = ctx.load(AccountId(self.id)).await?;
+        let account = account.ok_or_else(|| ApiError::internal("user without its account"))?;
+        Ok(account.created_at)
     }
 
     /// The user's email address: only the user themself sees it; `null` for everyone else.
     async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        if ctx.viewer().user_id() != Some(self.0.id) {
+        if ctx.viewer().user_id() != Some(self.id) {
             return Ok(None);
         }
-        if let Some(row) = ctx.loader().loader().viewer_row(self.0.id) {
+        if let Some(row) = ctx.loader().loader().viewer_row(self.id) {
             return Ok(Some(row.email.clone()));
         }
-        let row = ctx.load(UserRowId(self.0.id)).await?;
+        let row = ctx.load(UserRowId(self.id)).await?;
         Ok(row.map(|r| r.email))
     }
 
@@ -66,14 +94,14 @@ impl User {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Boxed<Vec<Eager<Member>>>> {
         let viewer = ctx.viewer().require()?;
-        if viewer != self.0.id {
+        if viewer != self.id {
             return Err(ApiError::Forbidden(
                 "only the user themself may see their memberships".into(),
             )
             .into());
         }
         // Boxed to keep `User`'s resolver future small (see `crate::eager::Boxed`).
-        let rows = Box::pin(organizations::memberships_of_user(&ctx.reader(), self.0.id)).await?;
+        let rows = Box::pin(organizations::memberships_of_user(&ctx.reader(), self.id)).await?;
         // The role checks on these organizations below read them here.
         ctx.loader()
             .loader()
@@ -93,7 +121,7 @@ impl User {
         >,
     ) -> async_graphql::Result<DatasetConnection> {
         let args = PageArgs::parse(first, after)?;
-        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
+        Ok(datasets::owned_datasets(ctx, self.id, &args).await?)
     }
 }
 
@@ -116,7 +144,7 @@ impl AccountQuery {
         if let Some(row) = row {
             ctx.loader().loader().keep_viewer_row(row);
         }
-        Ok(User(account))
+        Ok(User::from(account))
     }
 
     /// The user with this username (case-insensitive), or `null` when there is none.
@@ -131,7 +159,7 @@ impl AccountQuery {
             .one(&ctx.reader())
             .await
             .map_err(ApiError::from)?;
-        Ok(account.map(User))
+        Ok(account.map(User::from))
     }
 }
 
@@ -184,7 +212,7 @@ impl AccountMutation {
         let token = ctx.state().keys.issue(account.id)?;
         Ok(AuthPayload {
             token,
-            user: User(account),
+            user: User::from(account),
         })
     }
 
@@ -209,7 +237,7 @@ impl AccountMutation {
         let token = state.keys.issue(account.id)?;
         Ok(AuthPayload {
             token,
-            user: User(account),
+            user: User::from(account),
         })
     }
 }

@@ -1,7 +1,5 @@
 //! GraphQL types and resolvers for datasets and collaborators.
 
-use std::borrow::Cow;
-
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -13,10 +11,10 @@ use crate::accounts::User;
 use crate::context::ContextExt;
 use crate::eager::{Boxed, Eager};
 use crate::error::{ApiError, ApiResult};
-use crate::loaders::{AccountId, CollaboratorKey, MembershipKey, known_or_load};
+use crate::loaders::{AccountId, CollaboratorKey, MembershipKey};
 use crate::newtypes::DatasetName;
 use crate::node::AccountInterface;
-use crate::pages::{CollaboratorPage, DatasetPage, WithUser};
+use crate::pages::{CollaboratorPage, DatasetPage};
 use crate::policy::{DatasetAction, dataset_allows};
 use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, load_page};
 use crate::roles::DatasetRole;
@@ -65,14 +63,14 @@ pub(crate) async fn viewer_dataset_role(
 /// (batched with every other owner's page in the request; visibility is decided in SQL).
 pub(crate) fn owned_datasets<'a>(
     ctx: &'a Context<'_>,
-    owner: &account::Model,
+    owner: i64,
     args: &'a PageArgs,
 ) -> BoxFuture<'a, ApiResult<DatasetConnection>> {
     load_page(
         ctx,
         args,
-        DatasetPage::of(owner.id, args),
-        ConnectionTotal::Datasets(owner.id),
+        DatasetPage::of(owner, args),
+        ConnectionTotal::Datasets(owner),
         |d: dataset::Model| (d.name_key.clone(), Dataset(d)),
     )
 }
@@ -176,12 +174,7 @@ impl Dataset {
             &args,
             CollaboratorPage::of(self.0.id, &args),
             ConnectionTotal::Collaborators(self.0.id),
-            |c: WithUser<collaborator::Model>| {
-                (
-                    c.row.username_key.clone(),
-                    Collaborator::with_user(c.row, c.user),
-                )
-            },
+            |c: collaborator::Model| (c.username_key.clone(), Collaborator::new(c)),
         )
         .await?)
     }
@@ -190,31 +183,21 @@ impl Dataset {
 /// A user's role on a dataset.
 pub struct Collaborator {
     row: collaborator::Model,
-    /// The collaborator's account, when the statement that read the row read it too.
-    user: Option<Eager<User>>,
 }
 
 impl Collaborator {
-    /// A collaborator entry whose user resolver loads the account.
+    /// The collaborator entry `row`.
     pub fn new(row: collaborator::Model) -> Self {
-        Collaborator { row, user: None }
-    }
-
-    /// A collaborator entry read together with its user's account.
-    pub fn with_user(row: collaborator::Model, user: account::Model) -> Self {
-        Collaborator {
-            row,
-            user: Some(Eager(User(user))),
-        }
+        Collaborator { row }
     }
 }
 
 #[Object]
 impl Collaborator {
     /// The collaborating user.
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Eager<User>>> {
-        let missing = "collaborator without its user";
-        known_or_load(ctx, self.user.as_ref(), self.row.user_id, missing).await
+    async fn user(&self) -> Eager<User> {
+        // The entry carries the user's username: no statement.
+        Eager(User::listed(self.row.user_id, self.row.username.clone()))
     }
 
     /// The dataset.

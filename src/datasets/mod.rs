@@ -250,6 +250,7 @@ async fn insert_with_fan_out(
         user_id: Set(creator),
         username_key: Set(creator_account.username_key),
         role: Set(DatasetRole::Admin),
+        username: Set(creator_account.username),
     }];
     if owner.kind == AccountKind::Organization {
         let members = membership::Entity::find()
@@ -264,6 +265,7 @@ async fn insert_with_fan_out(
                 user_id: Set(m.user_id),
                 username_key: Set(m.username_key),
                 role: Set(m.default_dataset_role?),
+                username: Set(m.username),
             })
         }));
     }
@@ -376,6 +378,7 @@ pub async fn add_collaborator(
         user_id: Set(user.id),
         username_key: Set(user.username_key.clone()),
         role: Set(role),
+        username: Set(user.username.clone()),
     }
     .insert(&tx)
     .await

@@ -14,7 +14,7 @@ use crate::eager::Eager;
 use crate::error::ApiError;
 use crate::loaders::{MembershipKey, OrganizationRowId, known_or_load};
 use crate::newtypes::Username;
-use crate::pages::{MemberPage, WithUser};
+use crate::pages::MemberPage;
 use crate::policy::{OrgAction, org_allows};
 use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, load_page};
 use crate::roles::{DatasetRole, OrganizationRole};
@@ -128,9 +128,7 @@ impl Organization {
             &args,
             MemberPage::of(self.0.id, &args),
             ConnectionTotal::Members(self.0.id),
-            |m: WithUser<membership::Model>| {
-                (m.row.username_key.clone(), Member::with_user(m.row, m.user))
-            },
+            |m: membership::Model| (m.username_key.clone(), Member::new(m)),
         )
         .await?)
     }
@@ -147,34 +145,23 @@ impl Organization {
         >,
     ) -> async_graphql::Result<DatasetConnection> {
         let args = PageArgs::parse(first, after)?;
-        Ok(datasets::owned_datasets(ctx, &self.0, &args).await?)
+        Ok(datasets::owned_datasets(ctx, self.0.id, &args).await?)
     }
 }
 
 /// A user's membership of an organization.
 pub struct Member {
     row: membership::Model,
-    /// The member's account, when the statement that read the row read it too.
-    user: Option<Eager<User>>,
-    /// The organization's account, likewise.
+    /// The organization's account, when the statement that read the row read it too.
     organization: Option<Eager<Organization>>,
 }
 
 impl Member {
-    /// A membership whose user and organization resolvers load their accounts.
+    /// A membership whose organization resolver loads the organization.
     pub fn new(row: membership::Model) -> Self {
         Member {
             row,
-            user: None,
             organization: None,
-        }
-    }
-
-    /// A membership read together with its user's account.
-    pub fn with_user(row: membership::Model, user: account::Model) -> Self {
-        Member {
-            user: Some(Eager(User(user))),
-            ..Member::new(row)
         }
     }
 
@@ -195,9 +182,9 @@ impl Member {
 #[Object]
 impl Member {
     /// The member.
-    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Cow<'_, Eager<User>>> {
-        let missing = "membership without its user";
-        known_or_load(ctx, self.user.as_ref(), self.row.user_id, missing).await
+    async fn user(&self) -> Eager<User> {
+        // The membership carries the user's username: no statement.
+        Eager(User::listed(self.row.user_id, self.row.username.clone()))
     }
 
     /// The organization.

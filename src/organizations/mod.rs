@@ -259,6 +259,7 @@ pub async fn create_organization(
         role: Set(OrganizationRole::Admin),
         default_dataset_role: Set(None),
         joined_at: Set(Utc::now()),
+        username: Set(creator.username),
     }
     .insert(&tx)
     .await?;
@@ -334,6 +335,7 @@ pub async fn add_member(
         role: Set(role),
         default_dataset_role: Set(default_dataset_role),
         joined_at: Set(Utc::now()),
+        username: Set(user.username.clone()),
     }
     .insert(&tx)
     .await?;
