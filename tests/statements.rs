@@ -642,3 +642,99 @@ async fn members_answer_their_users_from_their_rows(backend: Backend) {
 }
 
 on_both_databases!(members_answer_their_users_from_their_rows);
+
+/// The migration that copies usernames onto memberships and collaborator entries keeps
+/// every row of a database that already has some (on SQLite it rebuilds both tables), fills
+/// the copies from the accounts, and its `down` keeps every row again.
+async fn the_username_copies_migrate_existing_rows(backend: Backend) {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let db = TestDatabase::create(&backend).await;
+    let conn = orgql::db::connect(&db.url, 2).await.unwrap();
+    // The schema before the copies: the first two migrations.
+    migration::Migrator::up(&conn, Some(2)).await.unwrap();
+    let at = "'2026-01-02 03:04:05+00:00'";
+    for statement in [
+        format!(
+            "INSERT INTO account (id, kind, username, username_key, created_at) VALUES \
+             (1, 'USER', 'Jane', 'jane', {at}), (2, 'USER', 'Ada_L', 'ada_l', {at}), \
+             (3, 'ORGANIZATION', 'Acme', 'acme', {at})"
+        ),
+        "INSERT INTO user_account (account_id, email, email_key, password_hash) VALUES \
+         (1, 'jane@example.com', 'jane@example.com', 'x'), (2, 'ada@example.com', 'ada@example.com', 'x')"
+            .to_owned(),
+        "INSERT INTO organization (account_id, display_name) VALUES (3, NULL)".to_owned(),
+        format!(
+            "INSERT INTO membership (organization_id, user_id, username_key, role, default_dataset_role, joined_at) \
+             VALUES (3, 1, 'jane', 'ADMIN', NULL, {at}), (3, 2, 'ada_l', 'MEMBER', 'LABELER', {at})"
+        ),
+        format!(
+            "INSERT INTO dataset (id, owner_id, name, name_key, description, public, created_at) \
+             VALUES (1, 3, 'Faces', 'faces', 'd', false, {at})"
+        ),
+        "INSERT INTO collaborator (dataset_id, user_id, username_key, role) VALUES \
+         (1, 1, 'jane', 'ADMIN'), (1, 2, 'ada_l', 'LABELER')"
+            .to_owned(),
+    ] {
+        conn.execute_unprepared(&statement).await.unwrap();
+    }
+    let rows = |sql: &'static str| {
+        let conn = &conn;
+        async move {
+            let rows = conn
+                .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| {
+                    let first: String = row.try_get_by_index(0).unwrap();
+                    let second: String = row.try_get_by_index(1).unwrap();
+                    (first, second)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+
+    migration::Migrator::up(&conn, None).await.unwrap();
+    let copied = pairs(&[("ada_l", "Ada_L"), ("jane", "Jane")]);
+    assert_eq!(
+        rows("SELECT username_key, username FROM membership ORDER BY username_key").await,
+        copied
+    );
+    assert_eq!(
+        rows("SELECT username_key, username FROM collaborator ORDER BY username_key").await,
+        copied
+    );
+    assert_eq!(
+        rows("SELECT username_key, role FROM membership ORDER BY username_key").await,
+        pairs(&[("ada_l", "MEMBER"), ("jane", "ADMIN")])
+    );
+
+    migration::Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(
+        rows("SELECT username_key, role FROM membership ORDER BY username_key").await,
+        pairs(&[("ada_l", "MEMBER"), ("jane", "ADMIN")])
+    );
+    assert_eq!(
+        rows("SELECT username_key, role FROM collaborator ORDER BY username_key").await,
+        pairs(&[("ada_l", "LABELER"), ("jane", "ADMIN")])
+    );
+    let gone = conn
+        .execute_unprepared("SELECT username FROM membership")
+        .await;
+    assert!(gone.is_err(), "the column is gone after down: {gone:?}");
+    migration::Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(
+        rows("SELECT username_key, username FROM membership ORDER BY username_key").await,
+        copied
+    );
+    conn.close().await.ok();
+}
+
+on_both_databases!(the_username_copies_migrate_existing_rows);
