@@ -15,7 +15,7 @@ use entity::{account, collaborator, dataset, membership, organization, user_acco
 use crate::db::{Held, QueryConnections, Reader};
 use crate::eager::Eager;
 use crate::error::ApiError;
-use crate::pages::{ByPosition, Sql};
+use crate::pages::{ByPosition, MemberPage, Sql};
 
 /// The loaders' error: shared, because one batch answers many callers.
 pub type LoadError = Arc<ApiError>;
@@ -68,6 +68,9 @@ pub struct DbLoader {
     /// read them: the role checks on those organizations (and on any other: not a member)
     /// need no statement of their own.
     viewer_memberships: std::sync::OnceLock<Vec<membership::Model>>,
+    /// A page of members read along with its organization by `organization(username:)`,
+    /// until the `members` field that asked for it takes it.
+    member_page: std::sync::Mutex<Option<(MemberPage, Vec<membership::Model>)>>,
 }
 
 impl DbLoader {
@@ -89,6 +92,7 @@ impl DbLoader {
             viewer_row: std::sync::OnceLock::new(),
             known_membership: std::sync::OnceLock::new(),
             viewer_memberships: std::sync::OnceLock::new(),
+            member_page: std::sync::Mutex::new(None),
         }
     }
 
@@ -96,6 +100,28 @@ impl DbLoader {
     /// organization, for this request. Only the first one read is kept.
     pub(crate) fn keep_membership(&self, key: MembershipKey, row: Option<membership::Model>) {
         let _ = self.known_membership.set((key, row));
+    }
+
+    /// Keeps the page of members `key`, read along with its organization, for the
+    /// `members` field that asked for it. Only the first one read is kept.
+    pub(crate) fn keep_member_page(&self, key: MemberPage, rows: Vec<membership::Model>) {
+        let mut slot = self.member_page.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some((key, rows));
+        }
+    }
+
+    /// The page of members `key`, if it was read along with its organization: taken, so
+    /// it answers one field.
+    pub(crate) fn take_member_page(&self, key: &MemberPage) -> Option<Vec<membership::Model>> {
+        let mut slot = self.member_page.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((kept, rows)) if &kept == key => Some(rows),
+            other => {
+                *slot = other;
+                None
+            }
+        }
     }
 
     /// Keeps every membership of the viewer, read whole, for this request.

@@ -76,6 +76,15 @@ impl Sql {
         self
     }
 
+    /// `NULL, …`, once for every column of `M`: `M`'s place in a row of a `UNION` branch
+    /// that has none (read back as `None` by [`Columns::optional`]).
+    pub(crate) fn nulls<M: ByPosition>(&mut self) -> &mut Self {
+        for i in 0..M::COLUMNS.len() {
+            self.text.push_str(if i > 0 { ", NULL" } else { "NULL" });
+        }
+        self
+    }
+
     pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.values.push(value.into());
         match self.backend {

@@ -191,6 +191,17 @@ impl<const KIND: u8> PageKey<KIND> {
     }
 }
 
+/// A page of a parent's children as a connection, from `rows` read already (with
+/// `args.limit()`); `node` as for [`load_page`].
+pub fn page_of<Row, Node: ContainerType + Sync>(
+    args: &PageArgs,
+    rows: Vec<Row>,
+    total: ConnectionTotal,
+    node: impl Fn(Row) -> (String, Node),
+) -> KeyConnection<Node> {
+    page(args, rows.into_iter().map(node).collect(), total)
+}
+
 /// One page of a parent's children as a connection: the rows come from the request's
 /// batched page loader for the `key`'s kind (one statement for every parent asking in the same tick),
 /// and `node` turns each row into its sort key and node. The future is boxed, so the

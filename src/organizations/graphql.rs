@@ -16,7 +16,9 @@ use crate::loaders::{MembershipKey, OrganizationRowId, known_or_load};
 use crate::newtypes::Username;
 use crate::pages::MemberPage;
 use crate::policy::{OrgAction, org_allows};
-use crate::relay::{ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, load_page};
+use crate::relay::{
+    ConnectionTotal, KeyConnection, NodeKind, PageArgs, global_id, load_page, page_of,
+};
 use crate::roles::{DatasetRole, OrganizationRole};
 
 /// A shared account that owns datasets; users join it as members.
@@ -123,14 +125,14 @@ impl Organization {
             .into());
         }
         let args = PageArgs::parse(first, after)?;
-        Ok(load_page(
-            ctx,
-            &args,
-            MemberPage::of(self.0.id, &args),
-            ConnectionTotal::Members(self.0.id),
-            |m: membership::Model| (m.username_key.clone(), Member::new(m)),
-        )
-        .await?)
+        let key = MemberPage::of(self.0.id, &args);
+        let total = ConnectionTotal::Members(self.0.id);
+        let node = |m: membership::Model| (m.username_key.clone(), Member::new(m));
+        // Read with the organization (see `organization(username:)`), or loaded now.
+        if let Some(rows) = ctx.loader().loader().take_member_page(&key) {
+            return Ok(page_of(&args, rows, total, node));
+        }
+        Ok(load_page(ctx, &args, key, total, node).await?)
     }
 
     /// The datasets this organization owns that the viewer may see, ordered by name
@@ -216,6 +218,28 @@ impl Member {
     }
 }
 
+/// The page arguments of the `members` field that the current field's selection asks for,
+/// when it asks for exactly one (none, or several with aliases: `None`) and they are valid
+/// (invalid ones are the `members` resolver's to report).
+fn members_asked(ctx: &Context<'_>) -> Option<PageArgs> {
+    let fields = ctx.look_ahead().field("members").selection_fields();
+    let [field] = fields.as_slice() else {
+        return None;
+    };
+    let (mut first, mut after) = (None, None);
+    for (name, value) in field.arguments().ok()? {
+        match (name.as_str(), value) {
+            (_, async_graphql::Value::Null) => {}
+            ("first", async_graphql::Value::Number(n)) => {
+                first = Some(i32::try_from(n.as_i64()?).ok()?);
+            }
+            ("after", async_graphql::Value::String(cursor)) => after = Some(cursor),
+            _ => return None,
+        }
+    }
+    PageArgs::parse(first, after).ok()
+}
+
 /// Queries about organizations.
 #[derive(Default)]
 pub struct OrganizationQuery;
@@ -233,17 +257,27 @@ impl OrganizationQuery {
                 .await?
                 .map(Organization::from));
         };
-        // With the viewer's membership, which their role and the members' list ask for.
+        // With the viewer's membership, which their role and the members' list ask for,
+        // and the page of members when the query asks for one.
+        let members = members_asked(ctx);
+        let page = members
+            .as_ref()
+            .map(|args| (args.after.as_deref(), args.limit()));
         let found =
-            super::find_organization_with_membership(&ctx.reader(), &username, Some(viewer))
+            super::find_organization_with_membership(&ctx.reader(), &username, Some(viewer), page)
                 .await?;
-        Ok(found.map(|(organization, membership)| {
+        Ok(found.map(|found| {
+            let id = found.organization.id;
+            let loader = ctx.loader().loader();
             let key = MembershipKey {
-                organization_id: organization.id,
+                organization_id: id,
                 user_id: viewer,
             };
-            ctx.loader().loader().keep_membership(key, membership);
-            Organization::from(organization)
+            loader.keep_membership(key, found.membership);
+            if let (Some(args), Some(rows)) = (members, found.members) {
+                loader.keep_member_page(MemberPage::of(id, &args), rows);
+            }
+            Organization::from(found.organization)
         }))
     }
 }

@@ -29,45 +29,130 @@ pub async fn find_organization(
     db: &impl ConnectionTrait,
     username: &str,
 ) -> ApiResult<Option<account::Model>> {
-    let found = find_organization_with_membership(db, username, None).await?;
-    Ok(found.map(|(organization, _)| organization))
+    let found = find_organization_with_membership(db, username, None, None).await?;
+    Ok(found.map(|found| found.organization))
 }
 
-/// The account of the organization named `username` (any case), if there is one, with
-/// `viewer`'s membership of it when there is a viewer (`None` inside: not a member), in one
-/// statement (a LEFT JOIN on the membership's key), read by position.
+/// An organization as [`find_organization_with_membership`] reads it.
+pub struct FoundOrganization {
+    /// The organization's account.
+    pub organization: account::Model,
+    /// The viewer's membership of it (`None`: not a member, or no viewer).
+    pub membership: Option<membership::Model>,
+    /// The page of members asked for, in member order, when it was asked for and the
+    /// viewer is a member (members only may see it).
+    pub members: Option<Vec<membership::Model>>,
+}
+
+/// The organization named `username` (any case), if there is one, with `viewer`'s
+/// membership of it when there is a viewer, in one statement (a LEFT JOIN on the
+/// membership's key), read by position.
+///
+/// With `members` (a page's `after` key and row limit, as [`crate::pages::MemberPage`]
+/// holds them), the same statement also reads that page of the organization's members when
+/// the viewer is one: a `UNION ALL` of the organization's row and the page's rows, each
+/// with `NULL`s in the other's columns. `organization(username:) { members(…) }`, the
+/// single-organization view, then costs one statement instead of two.
 pub async fn find_organization_with_membership(
     db: &impl ConnectionTrait,
     username: &str,
     viewer: Option<i64>,
-) -> ApiResult<Option<(account::Model, Option<membership::Model>)>> {
+    members: Option<(Option<&str>, u64)>,
+) -> ApiResult<Option<FoundOrganization>> {
+    let key = username_key(username);
+    let kind = AccountKind::Organization.to_value();
     let mut sql = Sql::new(db.get_database_backend());
+    let members = members.zip(viewer);
+    if members.is_some() {
+        sql.push("WITH o AS (SELECT id FROM account WHERE username_key = ")
+            .bind(key.clone())
+            .push(" AND kind = ")
+            .bind(kind.clone())
+            .push(") ");
+    }
     sql.push("SELECT ").columns::<account::Model>("a");
     if let Some(viewer) = viewer {
-        sql.push(", ")
-            .columns::<membership::Model>("m")
-            .push(" FROM account a LEFT JOIN membership m ON m.organization_id = a.id AND m.user_id = ")
-            .bind(viewer);
+        sql.push(", ").columns::<membership::Model>("m");
+        if members.is_some() {
+            sql.push(", ").nulls::<membership::Model>();
+        }
+        sql.push(
+            " FROM account a LEFT JOIN membership m ON m.organization_id = a.id AND m.user_id = ",
+        )
+        .bind(viewer);
     } else {
         sql.push(" FROM account a");
     }
     sql.push(" WHERE a.username_key = ")
-        .bind(username_key(username))
+        .bind(key)
         .push(" AND a.kind = ")
-        .bind(AccountKind::Organization.to_value());
+        .bind(kind);
+    if let Some(((after, limit), viewer)) = members {
+        // The page, only for a member; ordered and limited inside its own derived table.
+        // (The `NULL`s stay outside it: there they take the first branch's column types,
+        // where inside PostgreSQL would make them text.)
+        sql.push(" UNION ALL SELECT ")
+            .nulls::<account::Model>()
+            .push(", ")
+            .nulls::<membership::Model>()
+            .push(", ")
+            .columns::<membership::Model>("t")
+            .push(" FROM (SELECT ")
+            .columns::<membership::Model>("p")
+            .push(
+                " FROM membership p WHERE p.organization_id = (SELECT id FROM o) \
+                 AND EXISTS (SELECT 1 FROM membership v WHERE v.organization_id = (SELECT id FROM o) \
+                 AND v.user_id = ",
+            )
+            .bind(viewer)
+            .push(")");
+        if let Some(after) = after {
+            sql.push(" AND p.username_key > ").bind(after.to_owned());
+        }
+        // The limit in the text, as the page statements write it (see `pages`).
+        sql.push(&format!(" ORDER BY p.username_key LIMIT {limit}) t"));
+    }
     let rows = sql
         .fetch(db, |c| {
-            let organization = c.model()?;
+            let organization: Option<account::Model> = c.optional()?;
             let membership = if viewer.is_some() {
                 c.optional()?
             } else {
                 None
             };
-            Ok((organization, membership))
+            let member: Option<membership::Model> = if members.is_some() {
+                c.optional()?
+            } else {
+                None
+            };
+            Ok((organization, membership, member))
         })
         .await?;
-    // At most one: usernames are unique.
-    Ok(rows.into_iter().next())
+    let mut found = None;
+    let mut page = Vec::new();
+    for (organization, membership, member) in rows {
+        match (organization, member) {
+            // At most one: usernames are unique.
+            (Some(organization), _) => {
+                found = Some(FoundOrganization {
+                    organization,
+                    membership,
+                    members: None,
+                })
+            }
+            (None, Some(member)) => page.push(member),
+            (None, None) => {}
+        }
+    }
+    if let Some(found) = &mut found
+        && members.is_some()
+        && found.membership.is_some()
+    {
+        // A UNION ALL keeps no order of its own: the page's order is the members' order.
+        page.sort_unstable_by(|a, b| a.username_key.cmp(&b.username_key));
+        found.members = Some(page);
+    }
+    Ok(found)
 }
 
 /// The account of the user named `username` (any case), or `NOT_FOUND`.
