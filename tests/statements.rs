@@ -518,6 +518,22 @@ async fn one_pooled_connection_serves_queries_and_mutations(backend: Backend) {
 
 on_both_databases!(one_pooled_connection_serves_queries_and_mutations);
 
+/// The first two columns, as text, of every row `sql` answers on `conn`.
+async fn text_pairs(conn: &DatabaseConnection, sql: &str) -> Vec<(String, String)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = conn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            let first: String = row.try_get_by_index(0).unwrap();
+            let second: String = row.try_get_by_index(1).unwrap();
+            (first, second)
+        })
+        .collect()
+}
+
 /// The member and collaborator page indexes cover their pages on PostgreSQL and keep their
 /// uniqueness: with the copied `username` once rows carry it (the third migration), with
 /// the page's other columns and an `account (id)` index for the joined account columns
@@ -525,7 +541,6 @@ on_both_databases!(one_pooled_connection_serves_queries_and_mutations);
 /// it. On SQLite, which has no `INCLUDE`, the page indexes stay plain throughout.
 async fn page_indexes_cover_their_pages(backend: Backend) {
     use migration::MigratorTrait;
-    use sea_orm::{ConnectionTrait, Statement};
 
     let db = TestDatabase::create(&backend).await;
     let conn = orgql::db::connect(&db.url, 2).await.unwrap();
@@ -540,19 +555,7 @@ async fn page_indexes_cover_their_pages(backend: Backend) {
          ('membership_organization_username', 'collaborator_dataset_username', 'account_page_user') \
          ORDER BY name"
     };
-    let indexes = || async {
-        let rows = conn
-            .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
-            .await
-            .unwrap();
-        rows.iter()
-            .map(|row| {
-                let name: String = row.try_get_by_index(0).unwrap();
-                let definition: String = row.try_get_by_index(1).unwrap();
-                (name, definition)
-            })
-            .collect::<Vec<_>>()
-    };
+    let indexes = || text_pairs(&conn, sql);
     // (name, how its definition ends) of each page index, on PostgreSQL, after the
     // migrations up to `latest` minus `undone`.
     let expected = |undone: usize| -> Vec<(&str, &str)> {
@@ -730,7 +733,7 @@ on_both_databases!(members_answer_their_users_from_their_rows);
 /// the copies from the accounts, and its `down` keeps every row again.
 async fn the_username_copies_migrate_existing_rows(backend: Backend) {
     use migration::MigratorTrait;
-    use sea_orm::{ConnectionTrait, Statement};
+    use sea_orm::ConnectionTrait;
 
     let db = TestDatabase::create(&backend).await;
     let conn = orgql::db::connect(&db.url, 2).await.unwrap();
@@ -761,22 +764,7 @@ async fn the_username_copies_migrate_existing_rows(backend: Backend) {
     ] {
         conn.execute_unprepared(&statement).await.unwrap();
     }
-    let rows = |sql: &'static str| {
-        let conn = &conn;
-        async move {
-            let rows = conn
-                .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
-                .await
-                .unwrap();
-            rows.iter()
-                .map(|row| {
-                    let first: String = row.try_get_by_index(0).unwrap();
-                    let second: String = row.try_get_by_index(1).unwrap();
-                    (first, second)
-                })
-                .collect::<Vec<_>>()
-        }
-    };
+    let rows = |sql: &'static str| text_pairs(&conn, sql);
     let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
         list.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
