@@ -114,8 +114,9 @@ pub struct Config {
     pub apq_cache_size: usize,
 
     /// How many parsed GraphQL documents to keep, in memory, by their exact text: a
-    /// repeated query skips parsing (validation still runs on every request). `0` turns the
-    /// cache off.
+    /// repeated query skips parsing, and a repeated request (the same operation name and
+    /// variables too, among the last 8 that validated) skips the validation rules; depth
+    /// and complexity are checked on every request. `0` turns the cache off.
     #[arg(long, env = "ORGQL_PARSED_CACHE_SIZE", default_value_t = 256)]
     pub parsed_cache_size: usize,
 

@@ -8,13 +8,14 @@
 //! the extension chain (a registry look-up and a boxed future per extension per field),
 //! which cost the nested dashboard query a large share of its CPU.
 
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Request, ServerError};
+use async_graphql::{Request, ServerError, Variables};
 use sha2::{Digest, Sha256};
 
 use crate::schema::with_code;
@@ -90,13 +91,77 @@ fn lru<V>(size: usize) -> Option<Mutex<lru::LruCache<String, V>>> {
     NonZeroUsize::new(size).map(|size| Mutex::new(lru::LruCache::new(size)))
 }
 
+/// How many (operation name, variables) pairs a kept document remembers having validated
+/// with; the oldest is forgotten first.
+const VALIDATED_PER_DOCUMENT: usize = 8;
+
+/// A document kept parsed, and the requests it has passed validation with.
+struct Parsed {
+    document: ExecutableDocument,
+    /// (operation name, variables) of requests of this document that validated.
+    validated: Mutex<VecDeque<(Option<String>, Variables)>>,
+}
+
 /// Admits requests: the checks above, and Apollo's automatic persisted queries.
 pub struct Admission {
     limits: QueryLimits,
     /// Query texts by SHA-256 (hex); `None` when APQ is off.
     persisted: Option<Mutex<lru::LruCache<String, String>>>,
     /// Parsed documents by query text; `None` when the cache is off.
-    parsed: Option<Mutex<lru::LruCache<String, Arc<ExecutableDocument>>>>,
+    parsed: Option<Mutex<lru::LruCache<String, Arc<Parsed>>>>,
+}
+
+/// What [`Admission::admit`] found out about an admitted request.
+pub struct Admitted {
+    /// Every operation in the document is a query: it opens no transaction, so it may hold
+    /// a connection (see [`crate::db::Held`]).
+    pub only_queries: bool,
+    /// This exact request (document text, operation name and variables) has passed
+    /// async-graphql's validation rules before, so it passes them again: they depend on
+    /// nothing else (the schema is fixed). The executor may skip them.
+    pub validated: bool,
+    /// Where to record that this request validated, when it is not known yet.
+    kept: Option<Arc<Parsed>>,
+}
+
+/// A request to remember as validated once it has executed without an error.
+pub struct Validating {
+    kept: Arc<Parsed>,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+impl Validating {
+    /// Records that the request validated (call it only when its response has no error:
+    /// a request that failed validation always has one).
+    pub fn validated(self) {
+        let mut validated = self.kept.validated.lock().expect("not poisoned");
+        if validated
+            .iter()
+            .any(|(name, variables)| *name == self.operation_name && *variables == self.variables)
+        {
+            return;
+        }
+        if validated.len() == VALIDATED_PER_DOCUMENT {
+            validated.pop_front();
+        }
+        validated.push_back((self.operation_name, self.variables));
+    }
+}
+
+impl Admitted {
+    /// What to record once `request` (the request admitted) has executed, when its
+    /// validation is not known yet and its document is kept.
+    pub fn validating(&self, request: &Request) -> Option<Validating> {
+        match (&self.kept, self.validated) {
+            (Some(kept), false) => Some(Validating {
+                kept: kept.clone(),
+                operation_name: request.operation_name.clone(),
+                variables: request.variables.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Admission {
@@ -111,16 +176,16 @@ impl Admission {
     }
 
     /// Checks `request` (filling in a persisted query's text and parsing the document, which
-    /// the executor then reuses), or the error to answer instead of executing it. `Ok(true)`
-    /// when every operation in the document is a query (it opens no transaction, so it may
-    /// hold a connection: see [`crate::db::Held`]).
+    /// the executor then reuses), or the error to answer instead of executing it.
     ///
     /// A client sends the same few documents over and over, and parsing one (async-graphql's
     /// `pest` grammar) was a fifth of the CPU of a small query. So admitted documents are
-    /// kept, parsed, by their exact text: a repeated one is cloned, not parsed. What the
-    /// executor checks per request (validation against the schema and the variables, depth,
-    /// complexity) still runs every time.
-    pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<bool, ServerError> {
+    /// kept, parsed, by their exact text: a repeated one is cloned, not parsed. A kept
+    /// document also remembers the last few (operation name, variables) it validated with
+    /// ([`Validating`]): validation against the schema was a seventh of a small query, and
+    /// the same request validates the same way every time. Depth and complexity are still
+    /// checked on every request.
+    pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<Admitted, ServerError> {
         self.resolve_persisted(request)?;
         if request.query.len() > self.limits.max_document_bytes {
             return Err(refused(format!(
@@ -137,8 +202,17 @@ impl Admission {
                 .cloned()
         });
         let hit = cached.is_some();
-        if let Some(document) = cached {
-            request.set_parsed_query(ExecutableDocument::clone(&document));
+        let mut validated = false;
+        if let Some(kept) = &cached {
+            request.set_parsed_query(kept.document.clone());
+            validated =
+                kept.validated
+                    .lock()
+                    .expect("not poisoned")
+                    .iter()
+                    .any(|(name, variables)| {
+                        *name == request.operation_name && *variables == request.variables
+                    });
         }
         let document = request
             .parsed_query()
@@ -154,14 +228,23 @@ impl Admission {
                 "BAD_REQUEST",
             ));
         }
+        let mut kept = cached;
         if let (false, Some(cache)) = (hit, &self.parsed) {
-            let document = Arc::new(document.clone());
+            let parsed = Arc::new(Parsed {
+                document: document.clone(),
+                validated: Mutex::default(),
+            });
             cache
                 .lock()
                 .expect("not poisoned")
-                .put(request.query.clone(), document);
+                .put(request.query.clone(), parsed.clone());
+            kept = Some(parsed);
         }
-        Ok(only_queries)
+        Ok(Admitted {
+            only_queries,
+            validated,
+            kept,
+        })
     }
 
     /// Apollo's APQ protocol: `extensions.persistedQuery.sha256Hash` names the query; without
@@ -236,6 +319,7 @@ mod tests {
                 admission
                     .admit(&mut async_graphql::Request::new(query), false)
                     .unwrap()
+                    .only_queries
             };
             for _ in 0..2 {
                 assert!(admit("{ viewer { id } }"));
@@ -246,5 +330,59 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// A kept document knows a request as validated only after that exact request (its
+    /// operation name and variables too) was recorded as validated; a cache of size 0
+    /// knows none.
+    #[test]
+    fn only_a_recorded_request_is_known_as_validated() {
+        let limits = QueryLimits {
+            max_document_bytes: 10_000,
+            max_aliases: 10,
+            max_root_fields: 10,
+        };
+        let document = "query A($n: Int) { viewer { id } } query B { __typename }";
+        let request = |name: &str, n: i32| {
+            async_graphql::Request::new(document)
+                .operation_name(name)
+                .variables(async_graphql::Variables::from_json(
+                    serde_json::json!({ "n": n }),
+                ))
+        };
+        for cache_size in [0, 8] {
+            let admission = Admission::new(limits, 0, cache_size);
+            let admit = |mut request: async_graphql::Request| {
+                let admitted = admission.admit(&mut request, false).unwrap();
+                (admitted.validated, admitted.validating(&request))
+            };
+            let (validated, validating) = admit(request("A", 1));
+            assert!(!validated);
+            assert_eq!(validating.is_some(), cache_size > 0);
+            // Admitted again before the first one's answer: still unknown.
+            assert!(!admit(request("A", 1)).0);
+            if let Some(validating) = validating {
+                validating.validated();
+            }
+            let (validated, validating) = admit(request("A", 1));
+            assert_eq!(validated, cache_size > 0, "cache {cache_size}");
+            assert!(validating.is_none());
+            assert!(!admit(request("A", 2)).0, "other variables");
+            assert!(!admit(request("B", 1)).0, "another operation");
+        }
+        // Each document remembers its last VALIDATED_PER_DOCUMENT requests.
+        let admission = Admission::new(limits, 0, 8);
+        let count = super::VALIDATED_PER_DOCUMENT as i32 + 1;
+        for n in 0..count {
+            let mut r = request("A", n);
+            let admitted = admission.admit(&mut r, false).unwrap();
+            admitted.validating(&r).expect("not known yet").validated();
+        }
+        let known = |n: i32| {
+            let mut r = request("A", n);
+            admission.admit(&mut r, false).unwrap().validated
+        };
+        assert!(!known(0), "the oldest is forgotten");
+        assert!((1..count).all(known));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql::{BatchRequest, BatchResponse, ServerError, ValidationMode};
 use async_graphql_axum::GraphQLBatchRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
 use axum::Router;
@@ -46,6 +46,10 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 #[derive(Clone)]
 struct Shared {
     schema: OrgqlSchema,
+    /// The same schema, for requests known to pass its validation rules (see
+    /// [`crate::limits::Admitted::validated`]): it skips them, and checks depth and
+    /// complexity as `schema` does.
+    validated_schema: OrgqlSchema,
     admission: Arc<Admission>,
     state: Arc<AppState>,
     max_batch: usize,
@@ -159,6 +163,10 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
     let schema = configured_schema_builder(config)
         .data(state.clone())
         .finish();
+    let validated_schema = configured_schema_builder(config)
+        .data(state.clone())
+        .validation_mode(ValidationMode::Fast)
+        .finish();
     let max_batch = config.max_batch;
     let admission = Arc::new(Admission::new(
         QueryLimits {
@@ -195,6 +203,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         )
         .with_state(Shared {
             schema,
+            validated_schema,
             admission,
             state,
             max_batch,
@@ -343,12 +352,24 @@ async fn execute(
     let run = |mut request: async_graphql::Request| {
         let admitted = shared.admission.admit(&mut request, via_get);
         // A query holds one connection for its statements (see `crate::db::Held`).
-        let only_queries = admitted.as_ref().is_ok_and(|only| *only);
+        let only_queries = admitted.as_ref().is_ok_and(|a| a.only_queries);
+        let validating = admitted.as_ref().ok().and_then(|a| a.validating(&request));
+        let schema = match &admitted {
+            Ok(a) if a.validated => shared.validated_schema.clone(),
+            _ => shared.schema.clone(),
+        };
         let request = request.data(viewer).data(client).data(loader(only_queries));
-        let schema = shared.schema.clone();
         async move {
             match admitted {
-                Ok(_) => schema.execute(request).await,
+                Ok(_) => {
+                    let response = schema.execute(request).await;
+                    // A request that failed validation answers its errors; one without an
+                    // error passed it.
+                    if let (Some(validating), true) = (validating, response.errors.is_empty()) {
+                        validating.validated();
+                    }
+                    response
+                }
                 Err(refused) => async_graphql::Response::from_errors(vec![refused]),
             }
         }

@@ -229,9 +229,10 @@ async fn operation(
     response.json().await.expect("a JSON answer")
 }
 
-/// Repeated documents are kept parsed (`--parsed-cache-size`), and a kept document still
-/// answers each request by that request's own variables, `@include`/`@skip`, operation name,
-/// validation and limits, with the cache on and off alike.
+/// Repeated documents are kept parsed (`--parsed-cache-size`), with the requests that
+/// validated (so the same request again skips the validation rules), and a kept document
+/// still answers each request by that request's own variables, `@include`/`@skip`,
+/// operation name, validation and limits, with the cache on and off alike.
 #[tokio::test]
 async fn a_repeated_document_answers_each_request_by_its_own_variables() {
     for cache_size in [256, 0] {
@@ -278,12 +279,33 @@ query Me { viewer { username } }";
                 "{context}"
             );
 
-            // Still refused per request: a missing variable, no operation name for a
-            // two-operation document, an unknown field, and a document that does not parse.
+            // Still refused per request: a missing variable, a variable of the wrong type
+            // (the request that validated had the same document and operation), no
+            // operation name for a two-operation document, an unknown field, and a document
+            // that does not parse.
             let missing = operation(&app, &token, document, Some("Someone"), json!({})).await;
             assert_eq!(
                 missing["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
                 "{context}: {missing}"
+            );
+            let mistyped = operation(
+                &app,
+                &token,
+                document,
+                Some("Someone"),
+                json!({ "u": 5, "more": true }),
+            )
+            .await;
+            assert!(mistyped.get("data").is_none_or(Value::is_null), "{context}");
+            assert_eq!(
+                mistyped["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{context}: {mistyped}"
+            );
+            assert!(
+                mistyped["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Invalid value for argument")),
+                "{context}: {mistyped}"
             );
             let unnamed = operation(&app, &token, document, None, json!({})).await;
             assert!(unnamed.get("data").is_none_or(Value::is_null), "{context}");
