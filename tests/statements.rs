@@ -538,7 +538,8 @@ async fn text_pairs(conn: &DatabaseConnection, sql: &str) -> Vec<(String, String
 /// uniqueness: with the copied `username` once rows carry it (the third migration), with
 /// the page's other columns and an `account (id)` index for the joined account columns
 /// before it (the second), plain before that; each migration reverts to the state before
-/// it. On SQLite, which has no `INCLUDE`, the page indexes stay plain throughout.
+/// it. On SQLite, which has no `INCLUDE`, the unique page indexes stay plain throughout,
+/// and the fourth migration adds covering indexes beside them, which the pages read alone.
 async fn page_indexes_cover_their_pages(backend: Backend) {
     use migration::MigratorTrait;
 
@@ -546,21 +547,36 @@ async fn page_indexes_cover_their_pages(backend: Backend) {
     let conn = orgql::db::connect(&db.url, 2).await.unwrap();
     orgql::db::migrate(&conn).await.unwrap();
     let postgres = conn.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let names = "('membership_organization_username', 'collaborator_dataset_username', \
+                 'account_page_user', 'membership_page', 'collaborator_page')";
     let sql = if postgres {
-        "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN \
-         ('membership_organization_username', 'collaborator_dataset_username', 'account_page_user') \
-         ORDER BY indexname"
+        format!(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN {names} ORDER BY indexname"
+        )
     } else {
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN \
-         ('membership_organization_username', 'collaborator_dataset_username', 'account_page_user') \
-         ORDER BY name"
+        format!(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN {names} ORDER BY name"
+        )
     };
-    let indexes = || text_pairs(&conn, sql);
-    // (name, how its definition ends) of each page index, on PostgreSQL, after the
-    // migrations up to `latest` minus `undone`.
+    let indexes = || text_pairs(&conn, &sql);
+    let unique_indexes = || {
+        vec![
+            (
+                "collaborator_dataset_username",
+                "(dataset_id, username_key)",
+            ),
+            (
+                "membership_organization_username",
+                "(organization_id, username_key)",
+            ),
+        ]
+    };
+    // (name, how its definition ends) of each page index after the migrations up to the
+    // latest minus `undone`.
     let expected = |undone: usize| -> Vec<(&str, &str)> {
-        match undone {
-            0 => vec![
+        match (postgres, undone) {
+            // The fourth migration changes nothing on PostgreSQL.
+            (true, 0 | 1) => vec![
                 (
                     "collaborator_dataset_username",
                     "(dataset_id, username_key) INCLUDE (user_id, role, username)",
@@ -570,7 +586,7 @@ async fn page_indexes_cover_their_pages(backend: Backend) {
                     "(organization_id, username_key) INCLUDE (user_id, role, default_dataset_role, joined_at, username)",
                 ),
             ],
-            1 => vec![
+            (true, 2) => vec![
                 ("account_page_user", "(id) INCLUDE (username, created_at)"),
                 (
                     "collaborator_dataset_username",
@@ -581,42 +597,82 @@ async fn page_indexes_cover_their_pages(backend: Backend) {
                     "(organization_id, username_key) INCLUDE (user_id, role, default_dataset_role, joined_at)",
                 ),
             ],
-            _ => vec![
+            // SQLite has no INCLUDE: the fourth migration adds covering indexes beside the
+            // unique ones, which stay as the initial migration made them.
+            (false, 0) => vec![
                 (
                     "collaborator_dataset_username",
                     "(dataset_id, username_key)",
                 ),
                 (
+                    "collaborator_page",
+                    "(dataset_id, username_key, user_id, role, username)",
+                ),
+                (
                     "membership_organization_username",
                     "(organization_id, username_key)",
                 ),
+                (
+                    "membership_page",
+                    "(organization_id, username_key, user_id, role, default_dataset_role, joined_at, username)",
+                ),
             ],
+            _ => unique_indexes(),
         }
     };
     let check = |found: &[(String, String)], undone: usize| {
         let names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
-        let want = if postgres {
-            expected(undone)
-        } else {
-            // SQLite has no INCLUDE: the initial migration's indexes throughout.
-            expected(2)
-        };
+        let want = expected(undone);
         let want_names: Vec<&str> = want.iter().map(|(name, _)| *name).collect();
         assert_eq!(names, want_names, "{undone} undone");
         for ((name, definition), (_, end)) in found.iter().zip(&want) {
-            let unique = name != "account_page_user";
+            let unique = name.ends_with("_username");
             assert_eq!(
                 definition.starts_with("CREATE UNIQUE INDEX"),
                 unique,
                 "{definition}"
             );
             let definition = definition.replace('"', "");
+            let definition = definition.split_whitespace().collect::<Vec<_>>().join(" ");
             assert!(definition.ends_with(end), "{name}: {definition}");
         }
     };
     let covering = indexes().await;
     check(&covering, 0);
-    for undone in 1..=2 {
+    if !postgres {
+        // Each SQLite page reads its index alone, as PostgreSQL's do.
+        for (page, index) in [
+            (
+                "SELECT organization_id, user_id, username_key, role, default_dataset_role, \
+                 joined_at, username FROM membership r WHERE r.organization_id = 1 \
+                 AND r.username_key > 'a' ORDER BY r.username_key LIMIT 21",
+                "membership_page",
+            ),
+            (
+                "SELECT dataset_id, user_id, username_key, role, username FROM collaborator r \
+                 WHERE r.dataset_id = 1 ORDER BY r.username_key LIMIT 101",
+                "collaborator_page",
+            ),
+        ] {
+            use sea_orm::{ConnectionTrait, Statement};
+            let plan: Vec<String> = conn
+                .query_all_raw(Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    format!("EXPLAIN QUERY PLAN {page}"),
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get_by_index::<String>(3).unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|detail| detail.contains(&format!("USING COVERING INDEX {index}"))),
+                "{plan:?}"
+            );
+        }
+    }
+    for undone in 1..=3 {
         migration::Migrator::down(&conn, Some(1)).await.unwrap();
         check(&indexes().await, undone);
     }
@@ -786,7 +842,9 @@ async fn the_username_copies_migrate_existing_rows(backend: Backend) {
         pairs(&[("ada_l", "MEMBER"), ("jane", "ADMIN")])
     );
 
-    migration::Migrator::down(&conn, Some(1)).await.unwrap();
+    // Down past the username copies (the migration after them, SQLite's covering
+    // indexes, goes first).
+    migration::Migrator::down(&conn, Some(2)).await.unwrap();
     assert_eq!(
         rows("SELECT username_key, role FROM membership ORDER BY username_key").await,
         pairs(&[("ada_l", "MEMBER"), ("jane", "ADMIN")])

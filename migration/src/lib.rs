@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_initial;
 mod m20261202_000001_covering_page_indexes;
 mod m20261202_000002_member_usernames;
+mod m20261203_000001_sqlite_covering_page_indexes;
 
 /// Every migration, in order. The server runs them at start; the `migration` binary runs them
 /// by hand (`cargo run -p migration --features cli -- up`).
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_initial::Migration),
             Box::new(m20261202_000001_covering_page_indexes::Migration),
             Box::new(m20261202_000002_member_usernames::Migration),
+            Box::new(m20261203_000001_sqlite_covering_page_indexes::Migration),
         ]
     }
 }
