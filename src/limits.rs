@@ -95,6 +95,38 @@ fn lru<V>(size: usize) -> Option<Mutex<lru::LruCache<String, V>>> {
 /// with; the oldest is forgotten first.
 const VALIDATED_PER_DOCUMENT: usize = 8;
 
+/// The most variables (roughly, in bytes: see [`variables_fit`]) a request may have for a
+/// kept document to remember it: at most 256 documents × 8 requests × 1 KiB, where 64 KiB
+/// bodies' variables could otherwise be kept.
+const VALIDATED_VARIABLES_BYTES: usize = 1024;
+
+/// Whether `variables` hold at most `budget` bytes, roughly: names, strings and binary
+/// values by their length, every other value as 8.
+fn variables_fit(variables: &Variables, budget: usize) -> bool {
+    use async_graphql::Value;
+    fn take(left: &mut usize, size: usize) -> bool {
+        left.checked_sub(size).map(|rest| *left = rest).is_some()
+    }
+    fn fits(value: &Value, left: &mut usize) -> bool {
+        match value {
+            Value::String(text) => take(left, text.len()),
+            Value::Binary(bytes) => take(left, bytes.len()),
+            Value::List(items) => take(left, 8) && items.iter().all(|item| fits(item, left)),
+            Value::Object(fields) => {
+                take(left, 8)
+                    && fields
+                        .iter()
+                        .all(|(name, item)| take(left, name.len()) && fits(item, left))
+            }
+            _ => take(left, 8),
+        }
+    }
+    let mut left = budget;
+    variables
+        .iter()
+        .all(|(name, value)| take(&mut left, name.len()) && fits(value, &mut left))
+}
+
 /// A document kept parsed, and the requests it has passed validation with.
 struct Parsed {
     document: ExecutableDocument,
@@ -151,16 +183,18 @@ impl Validating {
 
 impl Admitted {
     /// What to record once `request` (the request admitted) has executed, when its
-    /// validation is not known yet and its document is kept.
+    /// validation is not known yet, its document is kept, and its variables are small
+    /// enough to keep (see [`VALIDATED_VARIABLES_BYTES`]).
     pub fn validating(&self, request: &Request) -> Option<Validating> {
-        match (&self.kept, self.validated) {
-            (Some(kept), false) => Some(Validating {
-                kept: kept.clone(),
-                operation_name: request.operation_name.clone(),
-                variables: request.variables.clone(),
-            }),
-            _ => None,
+        let kept = self.kept.as_ref().filter(|_| !self.validated)?;
+        if !variables_fit(&request.variables, VALIDATED_VARIABLES_BYTES) {
+            return None;
         }
+        Some(Validating {
+            kept: kept.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+        })
     }
 }
 
@@ -384,5 +418,41 @@ mod tests {
         };
         assert!(!known(0), "the oldest is forgotten");
         assert!((1..count).all(known));
+
+        // Large variables are not kept.
+        let with = |text: String| {
+            async_graphql::Request::new("query C($t: String) { __typename }").variables(
+                async_graphql::Variables::from_json(serde_json::json!({ "t": text })),
+            )
+        };
+        let mut r = with("x".repeat(1000));
+        let admitted = admission.admit(&mut r, false).unwrap();
+        admitted.validating(&r).expect("small enough").validated();
+        assert!(
+            admission
+                .admit(&mut with("x".repeat(1000)), false)
+                .unwrap()
+                .validated
+        );
+        let mut r = with("x".repeat(super::VALIDATED_VARIABLES_BYTES));
+        let admitted = admission.admit(&mut r, false).unwrap();
+        assert!(admitted.validating(&r).is_none(), "too large to keep");
+    }
+
+    /// `variables_fit` counts names, strings, and 8 for every other value, in lists and
+    /// objects too.
+    #[test]
+    fn variables_fit_counts_what_they_hold() {
+        let fit = |json: serde_json::Value, budget: usize| {
+            super::variables_fit(&async_graphql::Variables::from_json(json), budget)
+        };
+        // "ab" (2) + "xyz" (3)
+        assert!(fit(serde_json::json!({ "ab": "xyz" }), 5));
+        assert!(!fit(serde_json::json!({ "ab": "xyz" }), 4));
+        // "n" (1) + list (8) + 3 numbers (24) + "k" (1) + object (8) + "v" (1) + "w" (1)
+        let nested = serde_json::json!({ "n": [1, 2, 3], "k": { "v": "w" } });
+        assert!(fit(nested.clone(), 44));
+        assert!(!fit(nested, 43));
+        assert!(fit(serde_json::json!({}), 0));
     }
 }
