@@ -134,6 +134,17 @@ struct Parsed {
     validated: Mutex<VecDeque<(Option<String>, Variables)>>,
 }
 
+/// Whether `validated` holds a request with this operation name and these variables.
+fn holds(
+    validated: &VecDeque<(Option<String>, Variables)>,
+    operation_name: &Option<String>,
+    variables: &Variables,
+) -> bool {
+    validated
+        .iter()
+        .any(|(name, values)| name == operation_name && values == variables)
+}
+
 /// Admits requests: the checks above, and Apollo's automatic persisted queries.
 pub struct Admission {
     limits: QueryLimits,
@@ -164,14 +175,11 @@ pub struct Validating {
 }
 
 impl Validating {
-    /// Records that the request validated (call it only when its response has no error:
-    /// a request that failed validation always has one).
+    /// Records that the request validated (call it only when its response has no error
+    /// without a `path`: a request that failed validation always has one).
     pub fn validated(self) {
         let mut validated = self.kept.validated.lock().expect("not poisoned");
-        if validated
-            .iter()
-            .any(|(name, variables)| *name == self.operation_name && *variables == self.variables)
-        {
+        if holds(&validated, &self.operation_name, &self.variables) {
             return;
         }
         if validated.len() == VALIDATED_PER_DOCUMENT {
@@ -239,14 +247,11 @@ impl Admission {
         let mut validated = false;
         if let Some(kept) = &cached {
             request.set_parsed_query(kept.document.clone());
-            validated =
-                kept.validated
-                    .lock()
-                    .expect("not poisoned")
-                    .iter()
-                    .any(|(name, variables)| {
-                        *name == request.operation_name && *variables == request.variables
-                    });
+            validated = holds(
+                &kept.validated.lock().expect("not poisoned"),
+                &request.operation_name,
+                &request.variables,
+            );
         }
         let document = request
             .parsed_query()

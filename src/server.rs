@@ -363,9 +363,12 @@ async fn execute(
             match admitted {
                 Ok(_) => {
                     let response = schema.execute(request).await;
-                    // A request that failed validation answers its errors; one without an
-                    // error passed it.
-                    if let (Some(validating), true) = (validating, response.errors.is_empty()) {
+                    // A request that failed validation answers errors without a `path`
+                    // (async-graphql's validation errors have none); one whose errors all
+                    // have a path (raised by a field, such as `FORBIDDEN`) passed it.
+                    if let Some(validating) = validating
+                        && response.errors.iter().all(|error| !error.path.is_empty())
+                    {
                         validating.validated();
                     }
                     response

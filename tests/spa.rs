@@ -245,7 +245,8 @@ async fn a_repeated_document_answers_each_request_by_its_own_variables() {
         let document = "query Someone($u: String!, $more: Boolean!) {
   user(username: $u) { username email @include(if: $more) createdAt @skip(if: $more) }
 }
-query Me { viewer { username } }";
+query Me { viewer { username } }
+query TooMany { viewer { username datasets(first: 101) { totalCount } } }";
         for round in 0..3 {
             let context = format!("cache {cache_size}, round {round}");
             let jane = operation(
@@ -277,6 +278,26 @@ query Me { viewer { username } }";
                 me,
                 json!({ "data": { "viewer": { "username": "jane" } } }),
                 "{context}"
+            );
+            // A field's error (it has a `path`): the same answer every round, though from
+            // the second round on the request is known to validate.
+            let too_many = operation(&app, &token, document, Some("TooMany"), json!({})).await;
+            assert_eq!(
+                too_many["data"]["viewer"]["username"], "jane",
+                "{context}: {too_many}"
+            );
+            assert!(
+                too_many["data"]["viewer"]["datasets"].is_null(),
+                "{context}: {too_many}"
+            );
+            assert_eq!(
+                too_many["errors"][0]["path"],
+                json!(["viewer", "datasets"]),
+                "{context}: {too_many}"
+            );
+            assert_eq!(
+                too_many["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{context}: {too_many}"
             );
 
             // Still refused per request: a missing variable, a variable of the wrong type
