@@ -5,8 +5,8 @@
 //!
 //! A page is always an index range scan: on PostgreSQL each parent's page is a `LATERAL`
 //! subquery (`… ORDER BY key LIMIT n` on the `(parent, key)` index); on SQLite, which has no
-//! `LATERAL`, each parent's page is the same plain query, joined by `UNION ALL` (up to 200
-//! parents; more are numbered with `ROW_NUMBER() OVER (PARTITION BY parent …)`).
+//! `LATERAL`, a parent's page is the range of its rows between `after` and the key of the
+//! page's last row, which a correlated subquery finds on the same index.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -171,6 +171,8 @@ struct PageSpec<M> {
     columns: &'static [&'static str],
     /// The column naming the parent.
     parent: &'static str,
+    /// The parents' table, whose integer primary key `id` the parent column refers to.
+    parents: &'static str,
     /// The sort key (unique per parent).
     key: &'static str,
     /// Reads one row, by position: `columns` in order. (By name, every row would look each
@@ -448,6 +450,7 @@ const MEMBERS: PageSpec<membership::Model> = PageSpec {
     table: "membership",
     columns: membership::Model::COLUMNS,
     parent: "organization_id",
+    parents: "account",
     key: "username_key",
     read: |c| c.model(),
 };
@@ -456,6 +459,7 @@ const COLLABORATORS: PageSpec<collaborator::Model> = PageSpec {
     table: "collaborator",
     columns: collaborator::Model::COLUMNS,
     parent: "dataset_id",
+    parents: "dataset",
     key: "username_key",
     read: |c| c.model(),
 };
@@ -464,6 +468,7 @@ const DATASETS: PageSpec<dataset::Model> = PageSpec {
     table: "dataset",
     columns: dataset::Model::COLUMNS,
     parent: "owner_id",
+    parents: "account",
     key: "name_key",
     read: |c| c.model(),
 };
@@ -517,10 +522,6 @@ fn page_columns<M>(spec: &PageSpec<M>, prefix: &str) -> String {
 fn from_clause<M>(spec: &PageSpec<M>) -> String {
     format!("{} r", spec.table)
 }
-
-/// Up to this many parents, a SQLite page statement is a `UNION ALL` of each parent's range
-/// scan; beyond it (SQLite allows 500 terms in a compound statement) one `ROW_NUMBER()` query.
-const SQLITE_UNION_PARENTS: usize = 200;
 
 /// One statement answering a page (`after`, `limit`) of `spec` rows for each of `parents`.
 fn page_statement<M>(
@@ -576,32 +577,43 @@ fn page_statement<M>(
         (_, [parent]) => {
             sqlite_range(&mut sql, *parent);
         }
-        (_, parents) if parents.len() <= SQLITE_UNION_PARENTS => {
-            // Each parent's range scan, one after another: no window to number the rows,
-            // so no temporary table holding every row of every parent.
-            for (i, parent) in parents.iter().enumerate() {
-                sql.push(if i == 0 {
-                    "SELECT * FROM ("
-                } else {
-                    " UNION ALL SELECT * FROM ("
-                });
-                sqlite_range(&mut sql, *parent);
-                sql.push(")");
-            }
-        }
-        _ => {
+        (_, parents) => {
+            // SQLite has no `LATERAL`. Each parent's page is instead the range of its rows
+            // from `after` up to the key of the page's last row, which a correlated
+            // subquery finds by stepping `limit - 1` keys along the same index (SQLite runs
+            // it once per parent, as it seeks that parent's range). Before, this was a
+            // `UNION ALL` of each parent's `ORDER BY … LIMIT` query: SQLite runs each term
+            // as a co-routine and copies every text cell of its rows once more on their way
+            // out, and evaluated the dataset filter's subqueries once per term. With fewer
+            // than `limit` rows after `after` the bound is NULL, and the range runs to the
+            // parent's last key: `x''`, an empty blob, sorts after every text value.
+            // The parents are rows of their own table, looked up by primary key in
+            // ascending order, so `ORDER BY p.id, key` is the order the rows come in and
+            // costs no sort.
             sql.push(&format!(
-                "SELECT {} FROM (SELECT {}, ROW_NUMBER() OVER (PARTITION BY r.{} ORDER BY r.{}) AS rn FROM {} WHERE r.{} IN ",
-                derived_columns(spec),
+                "SELECT {} FROM {} p JOIN {} ON r.{} = p.id",
                 table_columns(spec),
-                spec.parent,
-                spec.key,
+                spec.parents,
                 from_clause(spec),
                 spec.parent
+            ));
+            after_and_filter(&mut sql);
+            // The subquery's `r` is its own row; the filter and `after` read it as the
+            // outer query's conditions read theirs.
+            sql.push(&format!(
+                " AND r.{key} <= coalesce((SELECT r.{key} FROM {from} WHERE r.{parent} = p.id",
+                key = spec.key,
+                from = from_clause(spec),
+                parent = spec.parent
+            ));
+            after_and_filter(&mut sql);
+            sql.push(&format!(
+                " ORDER BY r.{} LIMIT 1 OFFSET {}), x'') WHERE p.id IN ",
+                spec.key,
+                limit.saturating_sub(1)
             ))
             .bind_list(parents);
-            after_and_filter(&mut sql);
-            sql.push(") t WHERE t.rn <= ").bind(limit as i64);
+            sql.push(&format!(" ORDER BY p.id, r.{}", spec.key));
         }
     }
     sql.build()
@@ -834,6 +846,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{AccountKind, DatasetRole, OrganizationRole, parse_stored_utc, pg_timestamp};
+    use entity::membership;
 
     /// The instant chrono's RFC 3339 parser (what sqlx uses) reads from `text`.
     fn chrono_reads(text: &str) -> Option<DateTime<Utc>> {
@@ -943,6 +956,100 @@ mod tests {
             assert!(String::read(row, index).is_err(), "{index}");
         }
         assert_eq!(String::read(row, 2).unwrap(), "é");
+    }
+
+    /// A SQLite page statement for several parents reads each parent's range on the
+    /// covering index, takes the parents in primary-key order and sorts nothing, and
+    /// returns at most `limit` rows per parent, from after `after`: the rows of the page,
+    /// its one row more for `hasNextPage`, and not one row beyond.
+    #[tokio::test]
+    async fn sqlite_pages_read_each_parents_range_and_no_more() {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+        let db = crate::db::connect("sqlite::memory:", 1).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let at = "2026-12-03T00:00:00+00:00";
+        let mut sql = String::new();
+        // Organizations 1, 2 and 3 with 0, 3 and 10 members (users 10 to 19).
+        for org in 1..=3 {
+            sql += &format!(
+                "INSERT INTO account VALUES ({org}, 'ORGANIZATION', 'o{org}', 'o{org}', '{at}');
+                 INSERT INTO organization VALUES ({org}, NULL);"
+            );
+        }
+        for user in 10..20 {
+            sql += &format!(
+                "INSERT INTO account VALUES ({user}, 'USER', 'U{user}', 'u{user}', '{at}');
+                 INSERT INTO user_account VALUES ({user}, 'u{user}@x', 'u{user}@x', '-');"
+            );
+            for org in [2, 3] {
+                if org == 3 || user < 13 {
+                    sql += &format!(
+                        "INSERT INTO membership VALUES ({org}, {user}, 'u{user}', 'MEMBER', NULL, '{at}', 'U{user}');"
+                    );
+                }
+            }
+        }
+        db.execute_unprepared(&sql).await.unwrap();
+        let parents = [1, 2, 3];
+        let page = |after: Option<&str>, limit| {
+            super::page_statement(
+                DbBackend::Sqlite,
+                &super::MEMBERS,
+                &parents,
+                after,
+                limit,
+                &super::no_filter,
+            )
+        };
+        for (after, limit, want) in [
+            (
+                None,
+                4,
+                vec![
+                    (2, 10),
+                    (2, 11),
+                    (2, 12),
+                    (3, 10),
+                    (3, 11),
+                    (3, 12),
+                    (3, 13),
+                ],
+            ),
+            (Some("u11"), 2, vec![(2, 12), (3, 12), (3, 13)]),
+            (Some("u18"), 5, vec![(3, 19)]),
+            (None, 1, vec![(2, 10), (3, 10)]),
+        ] {
+            let rows = db.query_all_raw(page(after, limit)).await.unwrap();
+            let got: Vec<(i64, i64)> = rows
+                .iter()
+                .map(|row| {
+                    let m: membership::Model = super::Columns { row, next: 0 }.model().unwrap();
+                    (m.organization_id, m.user_id)
+                })
+                .collect();
+            assert_eq!(got, want, "after {after:?}, limit {limit}");
+        }
+        let statement = page(Some("u11"), 21);
+        let plan: Vec<String> = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {}", statement.sql),
+                statement.values.map(|v| v.0).unwrap_or_default(),
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(3).unwrap())
+            .collect();
+        let has = |text: &str| plan.iter().any(|detail| detail.contains(text));
+        assert!(has("SEARCH p USING INTEGER PRIMARY KEY"), "{plan:?}");
+        assert!(
+            has("SEARCH r USING COVERING INDEX membership_page"),
+            "{plan:?}"
+        );
+        assert!(has("CORRELATED SCALAR SUBQUERY"), "{plan:?}");
+        assert!(!has("TEMP B-TREE"), "{plan:?}");
     }
 
     /// The first row `sql` answers, read through the pages' own path

@@ -252,6 +252,144 @@ async fn the_viewer_with_their_email_costs_one_statement(backend: Backend) {
 
 on_both_databases!(the_viewer_with_their_email_costs_one_statement);
 
+/// The selection the batched-pages test asks of each organization.
+const ORGANIZATION_PAGES: &str = "username
+  members(first: 2, after: $m) {
+    totalCount pageInfo { hasNextPage endCursor } edges { cursor node { role user { username } } }
+  }
+  datasets(first: 2, after: $d) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { cursor node { name public
+      collaborators(first: 1) { totalCount pageInfo { hasNextPage endCursor } nodes { user { username } } } } }
+  }";
+
+/// A page loaded with other parents' pages, in one statement, is the page its parent alone
+/// gets: the same rows, order, `hasNextPage` and cursors, with and without `after`, for
+/// parents with fewer rows than the page and with more, and with the dataset visibility
+/// filter hiding rows inside and beyond a page. Five organizations (2 to 10 members, 1 to 5
+/// datasets, every other one private), asked for together through `viewer.memberships` and
+/// one by one through `organization(username:)` and `dataset(fullName:)`, by their admin
+/// and by a member who collaborates on all their datasets but `d3` (private).
+async fn batched_pages_are_the_pages_one_parent_gets(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let app = spawn_with(test_config(&db.url)).await;
+    let jane = app.sign_up("jane").await;
+    let ada = app.sign_up("ada").await;
+    for m in 1..=8 {
+        app.sign_up(&format!("m{m}")).await;
+    }
+    for k in 0..5 {
+        let org = format!("o{k}");
+        app.create_org(&jane, &org).await;
+        app.add_member(&jane, &org, "ada", "MEMBER", json!(null))
+            .await
+            .data("/addMember/member");
+        for m in 1..=2 * k {
+            app.add_member(&jane, &org, &format!("m{m}"), "MEMBER", json!(null))
+                .await
+                .data("/addMember/member");
+        }
+        for i in 0..=k {
+            let name = format!("d{i}");
+            app.create_dataset(&jane, Some(&org), &name, i % 2 == 0)
+                .await
+                .data("/createDataset/dataset/id");
+            let mut collaborators: Vec<String> =
+                (1..=i.min(2 * k)).map(|m| format!("m{m}")).collect();
+            // The viewer may see every dataset's collaborators but d3's, which they may
+            // not see at all (private, and they are not on it).
+            if i != 3 {
+                collaborators.push("ada".to_owned());
+            }
+            for user in collaborators {
+                app.gql(
+                    Some(&jane),
+                    "mutation($d: String!, $u: String!) { addCollaborator(input: { dataset: $d, username: $u }) { collaborator { role } } }",
+                    json!({ "d": format!("{org}/{name}"), "u": user }),
+                )
+                .await
+                .data("/addCollaborator/collaborator/role");
+            }
+        }
+    }
+    let batched = format!(
+        "query($m: String, $d: String) {{ viewer {{ memberships {{ organization {{ {ORGANIZATION_PAGES} }} }} }} }}"
+    );
+    let alone = format!(
+        "query($o: String!, $m: String, $d: String) {{ organization(username: $o) {{ {ORGANIZATION_PAGES} }} }}"
+    );
+    let collaborators_alone = "query($f: String!) { dataset(fullName: $f) {
+        collaborators(first: 1) { totalCount pageInfo { hasNextPage endCursor } nodes { user { username } } } } }";
+    // Cursors at `ada` (the first member everywhere) and at `d0` and `d1`.
+    let first = app
+        .gql(
+            Some(&ada),
+            &alone,
+            json!({ "o": "o4", "m": null, "d": null }),
+        )
+        .await;
+    let cursor = |pointer: &str| first.data(pointer).as_str().unwrap().to_owned();
+    let ada_cursor = cursor("/organization/members/edges/0/cursor");
+    let d0 = cursor("/organization/datasets/edges/0/cursor");
+    let d1 = cursor("/organization/datasets/edges/1/cursor");
+    let mut seen_more = [false; 2];
+    let mut seen_hidden = false;
+    let cases = [
+        (None, None),
+        (Some(&ada_cursor), Some(&d0)),
+        (Some(&ada_cursor), Some(&d1)),
+    ];
+    for (viewer, (m, d)) in [&ada, &jane]
+        .into_iter()
+        .flat_map(|v| cases.map(|c| (v, c)))
+    {
+        let variables = json!({ "m": m, "d": d });
+        let reply = app.gql(Some(viewer), &batched, variables.clone()).await;
+        let organizations = reply.data("/viewer/memberships").as_array().unwrap();
+        assert_eq!(organizations.len(), 5, "{}", reply.body);
+        for membership in organizations {
+            let organization = &membership["organization"];
+            let username = organization["username"].as_str().unwrap();
+            let mut variables = variables.clone();
+            variables["o"] = json!(username);
+            let one = app.gql(Some(viewer), &alone, variables).await;
+            assert_eq!(
+                organization,
+                one.data("/organization"),
+                "{username} {m:?} {d:?}"
+            );
+            for (i, connection) in ["members", "datasets"].into_iter().enumerate() {
+                seen_more[i] |= organization[connection]["pageInfo"]["hasNextPage"] == true;
+            }
+            let datasets = organization["datasets"]["totalCount"].as_u64().unwrap();
+            let k: u64 = username[1..].parse().unwrap();
+            seen_hidden |= datasets < k + 1;
+            for edge in organization["datasets"]["edges"].as_array().unwrap() {
+                let name = edge["node"]["name"].as_str().unwrap();
+                let one = app
+                    .gql(
+                        Some(viewer),
+                        collaborators_alone,
+                        json!({ "f": format!("{username}/{name}") }),
+                    )
+                    .await;
+                assert_eq!(
+                    edge["node"]["collaborators"],
+                    *one.data("/dataset/collaborators"),
+                    "{username}/{name}"
+                );
+            }
+        }
+    }
+    // The cases above are the ones the test is for: full pages with more rows after them,
+    // and datasets the viewer may not see.
+    assert_eq!(seen_more, [true, true]);
+    assert!(seen_hidden);
+    app.stop().await;
+}
+
+on_both_databases!(batched_pages_are_the_pages_one_parent_gets);
+
 /// `organization(username:)` reads the viewer's membership and the page of members the
 /// query asks for with the organization, so a member's page of members costs one statement;
 /// a non-member is refused the list after the same one statement (which reads no member).
