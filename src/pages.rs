@@ -581,15 +581,14 @@ fn page_statement<M>(
             // SQLite has no `LATERAL`. Each parent's page is instead the range of its rows
             // from `after` up to the key of the page's last row, which a correlated
             // subquery finds by stepping `limit - 1` keys along the same index (SQLite runs
-            // it once per parent, as it seeks that parent's range). Before, this was a
-            // `UNION ALL` of each parent's `ORDER BY … LIMIT` query: SQLite runs each term
-            // as a co-routine and copies every text cell of its rows once more on their way
-            // out, and evaluated the dataset filter's subqueries once per term. With fewer
-            // than `limit` rows after `after` the bound is NULL, and the range runs to the
-            // parent's last key: `x''`, an empty blob, sorts after every text value.
-            // The parents are rows of their own table, looked up by primary key in
-            // ascending order, so `ORDER BY p.id, key` is the order the rows come in and
-            // costs no sort.
+            // it once per parent, as it seeks that parent's range). A join, so the rows go
+            // out as the index holds them: a `UNION ALL` of per-parent `LIMIT` queries runs
+            // each as a co-routine, which copies every text cell once more, and builds the
+            // dataset filter's subqueries once per parent. With fewer than `limit` rows
+            // after `after` the bound is NULL, and the range runs to the parent's last key:
+            // `x''`, an empty blob, sorts after every text value. The parents are rows of
+            // their own table, looked up by primary key in ascending order, so
+            // `ORDER BY p.id, key` is the order the rows come in and costs no sort.
             sql.push(&format!(
                 "SELECT {} FROM {} p JOIN {} ON r.{} = p.id",
                 table_columns(spec),

@@ -252,16 +252,22 @@ async fn the_viewer_with_their_email_costs_one_statement(backend: Backend) {
 
 on_both_databases!(the_viewer_with_their_email_costs_one_statement);
 
+/// The page of collaborators the batched-pages test asks of each dataset.
+const COLLABORATORS_PAGE: &str = "collaborators(first: 1) { totalCount pageInfo { hasNextPage endCursor } nodes { user { username } } }";
+
 /// The selection the batched-pages test asks of each organization.
-const ORGANIZATION_PAGES: &str = "username
-  members(first: 2, after: $m) {
-    totalCount pageInfo { hasNextPage endCursor } edges { cursor node { role user { username } } }
-  }
-  datasets(first: 2, after: $d) {
-    totalCount pageInfo { hasNextPage endCursor }
-    edges { cursor node { name public
-      collaborators(first: 1) { totalCount pageInfo { hasNextPage endCursor } nodes { user { username } } } } }
-  }";
+fn organization_pages() -> String {
+    format!(
+        "username
+  members(first: 2, after: $m) {{
+    totalCount pageInfo {{ hasNextPage endCursor }} edges {{ cursor node {{ role user {{ username }} }} }}
+  }}
+  datasets(first: 2, after: $d) {{
+    totalCount pageInfo {{ hasNextPage endCursor }}
+    edges {{ cursor node {{ name public {COLLABORATORS_PAGE} }} }}
+  }}"
+    )
+}
 
 /// A page loaded with other parents' pages, in one statement, is the page its parent alone
 /// gets: the same rows, order, `hasNextPage` and cursors, with and without `after`, for
@@ -312,14 +318,15 @@ async fn batched_pages_are_the_pages_one_parent_gets(backend: Backend) {
             }
         }
     }
+    let pages = organization_pages();
     let batched = format!(
-        "query($m: String, $d: String) {{ viewer {{ memberships {{ organization {{ {ORGANIZATION_PAGES} }} }} }} }}"
+        "query($m: String, $d: String) {{ viewer {{ memberships {{ organization {{ {pages} }} }} }} }}"
     );
     let alone = format!(
-        "query($o: String!, $m: String, $d: String) {{ organization(username: $o) {{ {ORGANIZATION_PAGES} }} }}"
+        "query($o: String!, $m: String, $d: String) {{ organization(username: $o) {{ {pages} }} }}"
     );
-    let collaborators_alone = "query($f: String!) { dataset(fullName: $f) {
-        collaborators(first: 1) { totalCount pageInfo { hasNextPage endCursor } nodes { user { username } } } } }";
+    let collaborators_alone =
+        format!("query($f: String!) {{ dataset(fullName: $f) {{ {COLLABORATORS_PAGE} }} }}");
     // Cursors at `ada` (the first member everywhere) and at `d0` and `d1`.
     let first = app
         .gql(
@@ -369,7 +376,7 @@ async fn batched_pages_are_the_pages_one_parent_gets(backend: Backend) {
                 let one = app
                     .gql(
                         Some(viewer),
-                        collaborators_alone,
+                        &collaborators_alone,
                         json!({ "f": format!("{username}/{name}") }),
                     )
                     .await;
