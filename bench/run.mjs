@@ -250,7 +250,7 @@ async function measure(server, bodyFiles, token, label) {
 // ---------------------------------------------------------------------------- seeding
 
 async function seedOne(key) {
-  const server = await startServer(key, ["--login-attempts-per-username", "1000000", "--login-attempts-per-address", "1000000"]);
+  const server = await startServer(key, ["--login-attempts-per-account", "1000000", "--login-attempts-per-address", "1000000", "--sign-ups-per-address", "1000000"]);
   try {
     const t = Date.now();
     const out = run("node", [join(BENCH, "seed/seed.mjs"), server.url]);

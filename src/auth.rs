@@ -51,7 +51,14 @@ pub struct Claims {
     pub exp: u64,
     /// Issuer.
     pub iss: String,
+    /// Not before (seconds since the epoch); orgql does not set it, but honours it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
+
+/// How far in the future a token's `iat` or `nbf` may lie (clock skew between the issuing
+/// and the checking machine); a token from further ahead was not issued by a sane clock.
+pub const CLOCK_SKEW_SECONDS: u64 = 60;
 
 /// Signs and checks tokens.
 #[derive(Clone)]
@@ -103,14 +110,17 @@ impl TokenKeys {
             iat: now,
             exp: now + self.ttl_seconds,
             iss: self.issuer.clone(),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)
     }
 
     /// The user id in `token`, if the token is well-formed, signed by us with HS256 (the
-    /// algorithm is pinned: `none` and every other algorithm are refused), unexpired, and
-    /// issued by us.
+    /// algorithm is pinned: `none` and every other algorithm are refused), unexpired, issued
+    /// by us, not issued (or valid from) more than [`CLOCK_SKEW_SECONDS`] in the future, and
+    /// with a lifetime (`exp - iat`) no longer than the configured one: a token that says
+    /// otherwise was made with a stolen secret or a broken clock, not by `issue`.
     pub fn verify(&self, token: &str) -> Option<i64> {
         // Unexpired as jsonwebtoken counts it (with no leeway): until `exp` has passed.
         let now = unix_now();
@@ -131,6 +141,14 @@ impl TokenKeys {
         validation.leeway = 0;
         let verified = self.decoding.iter().find_map(|key| {
             let data = jsonwebtoken::decode::<Claims>(token, key, &validation).ok()?;
+            let claims = &data.claims;
+            let skewed = now + CLOCK_SKEW_SECONDS;
+            if claims.iat > skewed
+                || claims.nbf.is_some_and(|nbf| nbf > skewed)
+                || claims.exp.saturating_sub(claims.iat) > self.ttl_seconds
+            {
+                return None;
+            }
             let user_id = data.claims.sub.parse().ok()?;
             Some(Verified {
                 user_id,

@@ -86,13 +86,24 @@ pub struct Config {
     #[arg(long, env = "ORGQL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
-    /// `logIn` attempts allowed per username per minute (then `RATE_LIMITED`).
-    #[arg(long, env = "ORGQL_LOGIN_PER_USERNAME", default_value_t = 10)]
-    pub login_attempts_per_username: u32,
+    /// `logIn` attempts allowed per account per minute, its username in any case and its
+    /// email counted together (then `RATE_LIMITED`). Shared by every instance on the
+    /// database.
+    #[arg(
+        long,
+        alias = "login-attempts-per-username",
+        env = "ORGQL_LOGIN_PER_ACCOUNT",
+        default_value_t = 10
+    )]
+    pub login_attempts_per_account: u32,
 
     /// `logIn` attempts allowed per client address per minute (then `RATE_LIMITED`).
     #[arg(long, env = "ORGQL_LOGIN_PER_ADDRESS", default_value_t = 60)]
     pub login_attempts_per_address: u32,
+
+    /// `signUp` attempts allowed per client address per minute (then `RATE_LIMITED`).
+    #[arg(long, env = "ORGQL_SIGNUP_PER_ADDRESS", default_value_t = 10)]
+    pub sign_ups_per_address: u32,
 
     /// Extra time a DataLoader batch waits for keys after its request's executor has gone
     /// idle, in microseconds (batches already gather every key of a tick; see `src/tick.rs`).

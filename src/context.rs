@@ -25,8 +25,8 @@ pub struct AppState {
     pub query_connections: std::sync::Arc<crate::db::QueryConnections>,
     /// How long loaders gather keys before a batch runs.
     pub loader_delay: std::time::Duration,
-    /// Limits `logIn` attempts.
-    pub login_limiter: crate::ratelimit::LoginLimiter,
+    /// The allowances of `logIn` and `signUp` attempts.
+    pub rate_limits: crate::ratelimit::RateLimits,
     /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).
     pub dummy_hash: String,
 }

@@ -27,8 +27,11 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     }
     let mut ids = Vec::new();
     for name in DEMO_USERS {
+        // No client address: the demo is seeded by the server itself, not limited.
         let account = accounts::sign_up(
             db,
+            &state.rate_limits,
+            None,
             Username::parse("username", name)?,
             Email::parse("email", &format!("{name}@example.com"))?,
             Password::parse("password", DEMO_PASSWORD)?,

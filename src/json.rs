@@ -38,16 +38,27 @@ pub fn batch_response_body(response: &BatchResponse) -> Vec<u8> {
 }
 
 /// `response` as async-graphql's derived `Serialize` writes it: `data`, then `extensions`
-/// and `errors` when they are not empty.
+/// and `errors` when they are not empty; but a request that never executed (see
+/// [`crate::http::is_request_error`]) has no `data` entry at all, as GraphQL says.
 fn write_response(out: &mut Vec<u8>, response: &Response) {
-    out.extend_from_slice(b"{\"data\":");
-    write_value(out, &response.data);
+    out.push(b'{');
+    let mut first = true;
+    let mut entry = |out: &mut Vec<u8>, name: &[u8]| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.extend_from_slice(name);
+    };
+    if !crate::http::is_request_error(response) {
+        entry(out, b"\"data\":");
+        write_value(out, &response.data);
+    }
     if !response.extensions.is_empty() {
-        out.extend_from_slice(b",\"extensions\":");
+        entry(out, b"\"extensions\":");
         with_serde_json(out, &response.extensions);
     }
     if !response.errors.is_empty() {
-        out.extend_from_slice(b",\"errors\":");
+        entry(out, b"\"errors\":");
         with_serde_json(out, &response.errors);
     }
     out.push(b'}');
@@ -177,8 +188,16 @@ mod tests {
     use async_graphql::{BatchResponse, Name, Number, Response, ServerError, Value};
     use proptest::prelude::*;
 
+    /// What `serde_json` writes, less the `data` entry of a request that never executed.
     fn serde(response: &BatchResponse) -> Vec<u8> {
-        serde_json::to_vec(response).unwrap()
+        let written = serde_json::to_vec(response).unwrap();
+        match response {
+            BatchResponse::Single(r) if crate::http::is_request_error(r) => {
+                let text = String::from_utf8(written).unwrap();
+                text.replacen("{\"data\":null,", "{", 1).into_bytes()
+            }
+            _ => written,
+        }
     }
 
     /// Strings weighted towards what JSON escapes, at every length around a word.

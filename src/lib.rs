@@ -11,6 +11,7 @@ pub mod demo;
 pub mod eager;
 pub mod error;
 mod graphiql;
+pub mod http;
 mod json;
 pub mod limits;
 pub mod loaders;

@@ -12,8 +12,11 @@ use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
+use std::collections::{HashMap, HashSet};
+
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
 use async_graphql::{Request, ServerError, Variables};
 use sha2::{Digest, Sha256};
@@ -35,54 +38,168 @@ fn refused(message: String) -> ServerError {
     with_code(ServerError::new(message, None), "GRAPHQL_VALIDATION_FAILED")
 }
 
-fn count_aliases(set: &SelectionSet) -> usize {
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(field) => {
-                usize::from(field.node.alias.is_some())
-                    + count_aliases(&field.node.selection_set.node)
-            }
-            Selection::InlineFragment(fragment) => count_aliases(&fragment.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
+/// The mutations that check or hash a password: one HTTP request may run at most one of
+/// them (API.md, "Authentication"), so a batch of aliased sign-ups cannot make the server
+/// compute hundreds of argon2 hashes.
+pub const PASSWORD_MUTATIONS: &[&str] = &["signUp", "logIn", "changePassword", "deleteAccount"];
+
+/// An operation as it will execute, every fragment written out where it is spread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Fields at the operation's root.
+    pub root_fields: usize,
+    /// Aliased fields, at any depth.
+    pub aliases: usize,
+    /// Root fields of a mutation that check or hash a password ([`PASSWORD_MUTATIONS`]).
+    pub password_operations: usize,
+}
+
+/// Counts an operation's fields with its fragments spread, each fragment counted once and
+/// remembered (a fragment spread twice in a fragment spread twice… is counted by
+/// multiplication, not by walking every copy). Counts saturate instead of overflowing. A
+/// cycle of fragments counts as nothing: validation refuses the document anyway.
+struct Walk<'a> {
+    fragments: &'a HashMap<
+        async_graphql::Name,
+        async_graphql::Positioned<async_graphql::parser::types::FragmentDefinition>,
+    >,
+    aliases: HashMap<&'a str, usize>,
+    roots: HashMap<&'a str, (usize, usize)>,
+    visiting: HashSet<(&'a str, bool)>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(document: &'a ExecutableDocument) -> Self {
+        Walk {
+            fragments: &document.fragments,
+            aliases: HashMap::new(),
+            roots: HashMap::new(),
+            visiting: HashSet::new(),
+        }
+    }
+
+    /// The definition of fragment `name`, unless it is being counted already (a cycle).
+    fn enter(&mut self, name: &str, roots: bool) -> Option<(&'a str, &'a SelectionSet)> {
+        let (name, definition) = self.fragments.get_key_value(name)?;
+        self.visiting
+            .insert((name.as_str(), roots))
+            .then_some((name.as_str(), &definition.node.selection_set.node))
+    }
+
+    /// Aliased fields in `set`, at any depth.
+    fn aliases(&mut self, set: &'a SelectionSet) -> usize {
+        set.items.iter().fold(0usize, |count, item| {
+            count.saturating_add(match &item.node {
+                Selection::Field(field) => usize::from(field.node.alias.is_some())
+                    .saturating_add(self.aliases(&field.node.selection_set.node)),
+                Selection::InlineFragment(inline) => self.aliases(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(known) = self.aliases.get(name) {
+                        *known
+                    } else if let Some((name, set)) = self.enter(name, false) {
+                        let counted = self.aliases(set);
+                        self.visiting.remove(&(name, false));
+                        self.aliases.insert(name, counted);
+                        counted
+                    } else {
+                        0
+                    }
+                }
+            })
         })
-        .sum()
+    }
+
+    /// Fields at the level of `set` (inline fragments and spreads written out), and how many
+    /// of them are password mutations when `mutation`.
+    fn roots(&mut self, set: &'a SelectionSet, mutation: bool) -> (usize, usize) {
+        set.items
+            .iter()
+            .fold((0usize, 0usize), |(fields, passwords), item| {
+                let (f, p) = match &item.node {
+                    Selection::Field(field) => (
+                        1,
+                        usize::from(
+                            mutation && PASSWORD_MUTATIONS.contains(&field.node.name.node.as_str()),
+                        ),
+                    ),
+                    Selection::InlineFragment(inline) => {
+                        self.roots(&inline.node.selection_set.node, mutation)
+                    }
+                    Selection::FragmentSpread(spread) => {
+                        let name = spread.node.fragment_name.node.as_str();
+                        if let Some(known) = self.roots.get(name) {
+                            *known
+                        } else if let Some((name, set)) = self.enter(name, true) {
+                            let counted = self.roots(set, mutation);
+                            self.visiting.remove(&(name, true));
+                            self.roots.insert(name, counted);
+                            counted
+                        } else {
+                            (0, 0)
+                        }
+                    }
+                };
+                (fields.saturating_add(f), passwords.saturating_add(p))
+            })
+    }
+}
+
+/// The shape of the operation `operation_name` selects in `document` (or, when that is not
+/// one operation, the largest of each count over all of them: the executor refuses such a
+/// request, but nothing may slip past the limits on the way).
+pub fn shape(document: &ExecutableDocument, operation_name: Option<&str>) -> Shape {
+    let operations: Vec<&OperationDefinition> = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => vec![&op.node],
+        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name) => {
+            vec![&ops[name].node]
+        }
+        (DocumentOperations::Multiple(ops), _) => ops.values().map(|op| &op.node).collect(),
+    };
+    let mut walk = Walk::new(document);
+    operations
+        .into_iter()
+        .map(|op| {
+            let set = &op.selection_set.node;
+            let (root_fields, password_operations) =
+                walk.roots(set, op.ty == OperationType::Mutation);
+            Shape {
+                root_fields,
+                aliases: walk.aliases(set),
+                password_operations,
+            }
+        })
+        .fold(Shape::default(), |a, b| Shape {
+            root_fields: a.root_fields.max(b.root_fields),
+            aliases: a.aliases.max(b.aliases),
+            password_operations: a.password_operations.max(b.password_operations),
+        })
 }
 
 impl QueryLimits {
-    /// Checks a parsed document against the limits.
-    pub fn check(&self, document: &ExecutableDocument) -> Result<(), ServerError> {
-        let operations: Vec<&SelectionSet> = match &document.operations {
-            DocumentOperations::Single(op) => vec![&op.node.selection_set.node],
-            DocumentOperations::Multiple(ops) => {
-                ops.values().map(|op| &op.node.selection_set.node).collect()
-            }
-        };
-        let aliases: usize = operations
-            .iter()
-            .map(|set| count_aliases(set))
-            .sum::<usize>()
-            + document
-                .fragments
-                .values()
-                .map(|f| count_aliases(&f.node.selection_set.node))
-                .sum::<usize>();
-        if aliases > self.max_aliases {
+    /// Checks the operation `operation_name` selects in `document` against the limits,
+    /// counting it as it will execute ([`shape`]).
+    pub fn check(
+        &self,
+        document: &ExecutableDocument,
+        operation_name: Option<&str>,
+    ) -> Result<Shape, ServerError> {
+        let shape = shape(document, operation_name);
+        if shape.aliases > self.max_aliases {
             return Err(refused(format!(
-                "the query has {aliases} aliases; at most {} are allowed",
-                self.max_aliases
+                "the operation has {} aliases (fragments counted where they are spread); at \
+                 most {} are allowed",
+                shape.aliases, self.max_aliases
             )));
         }
-        for set in operations {
-            if set.items.len() > self.max_root_fields {
-                return Err(refused(format!(
-                    "an operation has {} root fields; at most {} are allowed",
-                    set.items.len(),
-                    self.max_root_fields
-                )));
-            }
+        if shape.root_fields > self.max_root_fields {
+            return Err(refused(format!(
+                "the operation has {} root fields (fragments counted where they are spread); \
+                 at most {} are allowed",
+                shape.root_fields, self.max_root_fields
+            )));
         }
-        Ok(())
+        Ok(shape)
     }
 }
 
@@ -156,6 +273,8 @@ pub struct Admission {
 
 /// What [`Admission::admit`] found out about an admitted request.
 pub struct Admitted {
+    /// How many password mutations the operation runs (see [`PASSWORD_MUTATIONS`]).
+    pub password_operations: usize,
     /// Every operation in the document is a query: it opens no transaction, so it may hold
     /// a connection (see [`crate::db::Held`]).
     pub only_queries: bool,
@@ -253,10 +372,11 @@ impl Admission {
                 &request.variables,
             );
         }
+        let operation_name = request.operation_name.clone();
         let document = request
             .parsed_query()
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-        self.limits.check(document)?;
+        let shape = self.limits.check(document, operation_name.as_deref())?;
         let only_queries = document
             .operations
             .iter()
@@ -280,6 +400,7 @@ impl Admission {
             kept = Some(parsed);
         }
         Ok(Admitted {
+            password_operations: shape.password_operations,
             only_queries,
             validated,
             kept,

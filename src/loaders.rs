@@ -71,13 +71,18 @@ pub struct DbLoader {
     /// A page of members read along with its organization by `organization(username:)`,
     /// until the `members` field that asked for it takes it.
     member_page: std::sync::Mutex<Option<(MemberPage, Vec<membership::Model>)>>,
+    /// Whether rows read along with others are kept for later fields (the four above). Only
+    /// in a request that writes nothing: a mutation may change them, and every field of a
+    /// request must see the request's own writes.
+    remembers: bool,
 }
 
 impl DbLoader {
     /// A loader over `db` for `viewer` (`None`: anonymous), counting its statements in
     /// `statements`. With `hold`, the request's statements run on one connection, taken
     /// from those set aside for queries and held until the loader is dropped: only for
-    /// operations that open no transaction (queries; see [`Held`]).
+    /// operations that open no transaction (queries; see [`Held`]), which are also the only
+    /// ones whose loader keeps rows read along with others for later fields.
     pub fn new(
         db: DatabaseConnection,
         statements: Arc<AtomicU64>,
@@ -93,18 +98,25 @@ impl DbLoader {
             known_membership: std::sync::OnceLock::new(),
             viewer_memberships: std::sync::OnceLock::new(),
             member_page: std::sync::Mutex::new(None),
+            remembers: hold.is_some(),
         }
     }
 
     /// Keeps the membership `key` (or that there is none), read along with the
     /// organization, for this request. Only the first one read is kept.
     pub(crate) fn keep_membership(&self, key: MembershipKey, row: Option<membership::Model>) {
+        if !self.remembers {
+            return;
+        }
         let _ = self.known_membership.set((key, row));
     }
 
     /// Keeps the page of members `key`, read along with its organization, for the
     /// `members` field that asked for it. Only the first one read is kept.
     pub(crate) fn keep_member_page(&self, key: MemberPage, rows: Vec<membership::Model>) {
+        if !self.remembers {
+            return;
+        }
         let mut slot = self.member_page.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some((key, rows));
@@ -129,6 +141,9 @@ impl DbLoader {
         &self,
         rows: impl IntoIterator<Item = &'a membership::Model>,
     ) {
+        if !self.remembers {
+            return;
+        }
         let mut rows: Vec<membership::Model> = rows.into_iter().cloned().collect();
         if self.viewer.is_none() || rows.iter().any(|m| Some(m.user_id) != self.viewer) {
             return;
@@ -156,7 +171,9 @@ impl DbLoader {
     /// Keeps the viewer's private row, read along with their account, for this request.
     pub(crate) fn keep_viewer_row(&self, row: user_account::Model) {
         // A second `viewer` field in the same operation read the same row.
-        let _ = self.viewer_row.set(row);
+        if self.remembers {
+            let _ = self.viewer_row.set(row);
+        }
     }
 
     /// The private row of user `id`, if `viewer` read it already in this request.

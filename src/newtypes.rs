@@ -97,9 +97,11 @@ impl Email {
         &self.0
     }
 
-    /// The case-insensitive key, unique among users.
+    /// The case-insensitive key, unique among users: the address with its ASCII letters
+    /// lowercased. Other letters keep their case: mail systems compare them as they are,
+    /// and both databases must compute the same key (see the email-key migration).
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        self.0.to_ascii_lowercase()
     }
 }
 

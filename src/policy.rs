@@ -79,6 +79,20 @@ pub fn dataset_allows(role: Option<DatasetRole>, public: bool, action: DatasetAc
     }
 }
 
+/// Whether a viewer with effective role `role` may move (transfer) or delete a dataset: its
+/// `ADMIN`, who, when an organization owns the dataset, must also be an `ADMIN` of that
+/// organization (a dataset `ADMIN` who is only a `MEMBER`, or an outside collaborator, may
+/// not take the organization's dataset away). `administers_owner`: the viewer owns the
+/// dataset's personal owner account or is an `ADMIN` of its owning organization.
+pub fn may_move_or_delete(
+    role: Option<DatasetRole>,
+    owned_by_organization: bool,
+    administers_owner: bool,
+) -> bool {
+    dataset_allows(role, false, DatasetAction::Delete)
+        && (!owned_by_organization || administers_owner)
+}
+
 /// Whether an actor with effective role `actor` may change a collaborator's role from `from`
 /// to `to` (`None` on either side: adding or removing). A `MANAGER` manages collaborators but
 /// never grants, changes or removes `ADMIN`; an `ADMIN` may do anything.
@@ -184,6 +198,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Moving or deleting: (role, owned by an organization, administers the owner) → allowed.
+    #[test]
+    fn only_admins_of_the_owner_move_or_delete_an_organizations_dataset() {
+        let admin = Some(DatasetRole::Admin);
+        for role in [
+            None,
+            Some(Viewer),
+            Some(Labeler),
+            Some(Reviewer),
+            Some(Manager),
+        ] {
+            for (org, administers) in [(false, false), (true, false), (true, true)] {
+                assert!(!may_move_or_delete(role, org, administers), "{role:?}");
+            }
+        }
+        // A personal dataset: its ADMIN (the owner, or an ADMIN collaborator).
+        assert!(may_move_or_delete(admin, false, true));
+        assert!(may_move_or_delete(admin, false, false));
+        // An organization's: an ADMIN of the organization only.
+        assert!(may_move_or_delete(admin, true, true));
+        assert!(!may_move_or_delete(admin, true, false));
     }
 
     #[test]

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, ServerError, ValidationMode};
-use async_graphql_axum::GraphQLBatchRequest;
-use async_graphql_axum::rejection::GraphQLRejection;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -28,7 +27,8 @@ use tracing::Level;
 use crate::auth::{TokenKeys, Viewer};
 use crate::config::Config;
 use crate::context::AppState;
-use crate::limits::{Admission, QueryLimits};
+use crate::http::ResponseType;
+use crate::limits::{Admission, Admitted, QueryLimits};
 use crate::loaders::DbLoader;
 use crate::ratelimit::ClientAddr;
 use crate::schema::{OrgqlSchema, configured_schema_builder};
@@ -99,16 +99,18 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     let dummy_hash = tokio::task::spawn_blocking(crate::auth::dummy_hash).await?;
     let query_connections = Arc::new(crate::db::QueryConnections::new(config.db_max_connections));
     crate::db::QueryConnections::return_stale_periodically(&query_connections);
+    crate::ratelimit::prune_periodically(db.clone());
     Ok(Arc::new(AppState {
         db,
         statements,
         query_connections,
         loader_delay: Duration::from_micros(config.loader_delay_micros),
         keys,
-        login_limiter: crate::ratelimit::LoginLimiter::new(
-            config.login_attempts_per_username,
-            config.login_attempts_per_address,
-        ),
+        rate_limits: crate::ratelimit::RateLimits {
+            log_in_per_account: config.login_attempts_per_account,
+            log_in_per_address: config.login_attempts_per_address,
+            sign_up_per_address: config.sign_ups_per_address,
+        },
         dummy_hash,
     }))
 }
@@ -264,10 +266,11 @@ fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Viewer, ()> {
         return Ok(Viewer::Anonymous);
     };
     let value = value.to_str().map_err(|_| ())?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or(())?;
+    // RFC 7235: the scheme is case-insensitive, followed by one or more spaces.
+    let (scheme, token) = value.trim().split_once(' ').ok_or(())?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(());
+    }
     keys.verify(token.trim()).map(Viewer::User).ok_or(())
 }
 
@@ -311,6 +314,7 @@ async fn execute(
     request: BatchRequest,
     via_get: bool,
 ) -> Response {
+    let response_type = ResponseType::negotiate(&headers);
     if let BatchRequest::Batch(requests) = &request
         && requests.len() > shared.max_batch
     {
@@ -331,6 +335,38 @@ async fn execute(
             "the token is invalid or expired: sign in again",
         );
     };
+    // Every operation of the request is admitted before any runs, so that a rule over the
+    // whole request (one password operation at most) refuses it with nothing done.
+    let (mut requests, batched) = match request {
+        BatchRequest::Single(r) => (vec![r], false),
+        BatchRequest::Batch(rs) => (rs, true),
+    };
+    let admitted: Vec<_> = requests
+        .iter_mut()
+        .map(|request| shared.admission.admit(request, via_get))
+        .collect();
+    let password_operations: usize = admitted
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .map(|a| a.password_operations)
+        .sum();
+    if password_operations > 1 {
+        let error = crate::schema::with_code(
+            ServerError::new(
+                format!(
+                    "a request may run at most one operation that checks or sets a password \
+                     (signUp, logIn, changePassword, deleteAccount); this one has \
+                     {password_operations}: send them one request at a time"
+                ),
+                None,
+            ),
+            "BAD_USER_INPUT",
+        );
+        return graphql_response(
+            &BatchResponse::Single(async_graphql::Response::from_errors(vec![error])),
+            response_type,
+        );
+    }
     // Loaders batch per tick of this request's executor (see `crate::tick`).
     let scheduler = Arc::new(TickScheduler::default());
     let loader = |only_queries: bool| {
@@ -349,8 +385,7 @@ async fn execute(
         .max_batch_size(10_000)
     };
     let client = ClientAddr(client.ip());
-    let run = |mut request: async_graphql::Request| {
-        let admitted = shared.admission.admit(&mut request, via_get);
+    let run = |request: async_graphql::Request, admitted: Result<Admitted, ServerError>| {
         // A query holds one connection for its statements (see `crate::db::Held`).
         let only_queries = admitted.as_ref().is_ok_and(|a| a.only_queries);
         let validating = admitted.as_ref().ok().and_then(|a| a.validating(&request));
@@ -379,15 +414,14 @@ async fn execute(
     };
     let execution = Ticked::new(
         async {
-            match request {
-                BatchRequest::Single(r) => BatchResponse::Single(run(r).await),
-                BatchRequest::Batch(rs) => {
-                    let mut responses = Vec::with_capacity(rs.len());
-                    for r in rs {
-                        responses.push(run(r).await);
-                    }
-                    BatchResponse::Batch(responses)
-                }
+            let mut responses = Vec::with_capacity(requests.len());
+            for (request, admitted) in requests.into_iter().zip(admitted) {
+                responses.push(run(request, admitted).await);
+            }
+            if batched {
+                BatchResponse::Batch(responses)
+            } else {
+                BatchResponse::Single(responses.pop().expect("one request"))
             }
         },
         scheduler.clone(),
@@ -402,20 +436,21 @@ async fn execute(
             "the request took too long and was cancelled; nothing it did was kept",
         );
     };
-    graphql_response(&finish(response))
+    graphql_response(&finish(response), response_type)
 }
 
-/// `response` over HTTP, as async-graphql-axum's `GraphQLResponse` answers it (GraphQL over
-/// HTTP's media type, the operation's cache control when it succeeded, the headers it set),
-/// with the body written by [`crate::json`].
-fn graphql_response(response: &BatchResponse) -> Response {
+/// `response` over HTTP, as async-graphql-axum's `GraphQLResponse` answers it (the operation's
+/// cache control when it succeeded, the headers it set) with the media type and status code
+/// GraphQL over HTTP gives it (see [`crate::http`]), and the body written by [`crate::json`].
+fn graphql_response(response: &BatchResponse, response_type: ResponseType) -> Response {
     let mut answer = Response::new(axum::body::Body::from(crate::json::batch_response_body(
         response,
     )));
+    *answer.status_mut() = response_type.status(response);
     let headers = answer.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/graphql-response+json"),
+        HeaderValue::from_static(response_type.content_type()),
     );
     if response.is_ok()
         && let Some(cache_control) = response.cache_control().value()
@@ -460,21 +495,35 @@ async fn graphql_post(
     State(shared): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    match request {
-        Ok(request) => execute(shared, client, headers, request.into_inner(), false).await,
-        Err(_) => not_a_graphql_request(),
+    // Before the body is even read: a POST that is not JSON never executes.
+    if !crate::http::is_json_content_type(&headers) {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "send GraphQL requests as `Content-Type: application/json`",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    match crate::http::parse_body(&body) {
+        Ok(request) => execute(shared, client, headers, request, false).await,
+        Err(problem) => not_a_graphql_request(&problem),
     }
 }
 
 /// A body or query string that is not a GraphQL request at all.
-fn not_a_graphql_request() -> Response {
+fn not_a_graphql_request(problem: &str) -> Response {
     request_error(
         StatusCode::BAD_REQUEST,
         "BAD_REQUEST",
-        "not a GraphQL request: send JSON with a string `query`, and optionally an object \
-         `variables` and a string `operationName` (or a JSON array of those)",
+        &format!(
+            "not a GraphQL request ({problem}): send JSON with a string `query`, and optionally \
+             an object `variables` and a string `operationName` (or a JSON array of those)"
+        ),
     )
 }
 
@@ -483,33 +532,29 @@ fn not_a_graphql_request() -> Response {
 async fn graphql_get(
     State(shared): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    method: Method,
     headers: HeaderMap,
-    uri: axum::http::Uri,
-    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
+    let params = params.map(|Query(params)| params).unwrap_or_default();
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    let has_query = uri.query().is_some_and(|q| q.contains("query="));
-    if !has_query && wants_html {
+    if wants_html && !params.iter().any(|(name, _)| name == "query") {
         return graphiql().await.into_response();
     }
-    let Ok(request) = request.map(GraphQLBatchRequest::into_inner) else {
-        return not_a_graphql_request();
+    let request = match crate::http::parse_query_string(params) {
+        Ok(request) => request,
+        Err(problem) => return not_a_graphql_request(&problem),
     };
-    debug_assert_eq!(method, Method::GET);
-    if let BatchRequest::Single(single) = &request
-        && is_mutation(&single.query, single.operation_name.as_deref())
-    {
+    if is_mutation(&request.query, request.operation_name.as_deref()) {
         return request_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
             "mutations must be sent with POST",
         );
     }
-    execute(shared, client, headers, request, true).await
+    execute(shared, client, headers, BatchRequest::Single(request), true).await
 }
 
 /// Whether the operation the request selects is not a query (mutations and subscriptions

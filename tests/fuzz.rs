@@ -757,9 +757,11 @@ fn log_in_for_an_unknown_user_costs_one_argon2_verification() {
         let (cheap, dear) = (hash_with(1), hash_with(60));
         let time_unknown = |dummy: String, login: &'static str| {
             let db = state.db.clone();
+            let limits = state.rate_limits;
             async move {
                 let started = Instant::now();
-                let result = orgql::accounts::log_in(&db, &dummy, login, "password").await;
+                let result =
+                    orgql::accounts::log_in(&db, &limits, None, &dummy, login, "password").await;
                 assert_eq!(result.unwrap_err().code(), "UNAUTHENTICATED");
                 started.elapsed()
             }

@@ -456,8 +456,9 @@ async fn mutual_demotion_races_always_leave_one_admin(backend: Backend) {
     };
     for round in 0..50 {
         let (x, y) = race(&app, (a1.clone(), demote("a2")), (a2.clone(), demote("a1"))).await;
-        // The loser is a member by now, and demoting the other would leave no admin.
-        exactly_one_won(&x, &y, &["CONFLICT"]);
+        // Requests are serialized per organization, so the loser runs after the winner and
+        // is a MEMBER by then: FORBIDDEN, permission first (API.md, "Roles").
+        exactly_one_won(&x, &y, &["FORBIDDEN", "CONFLICT"]);
         let admins = admins_of(&app, &a1, "acme").await;
         assert_eq!(admins.len(), 1, "round {round}: {admins:?}");
         // Promote the demoted one back, as the survivor.
@@ -685,7 +686,7 @@ async fn two_server_processes_on_one_database_keep_an_admin(backend: Backend) {
         let x = go(c0.clone(), a1.clone(), demote("a2"));
         let y = go(c1.clone(), a2.clone(), demote("a1"));
         let (x, y) = (x.await.unwrap(), y.await.unwrap());
-        exactly_one_won(&x, &y, &["CONFLICT"]);
+        exactly_one_won(&x, &y, &["FORBIDDEN", "CONFLICT"]);
         let admins = admins_of(&c0, &a1, "acme").await;
         assert_eq!(admins.len(), 1, "round {round}: {admins:?}");
         let (survivor, other) = if admins[0] == "a1" {

@@ -68,7 +68,7 @@ for i in 0 1; do
   # One address sends every log-in here, so the per-address log-in limit is lifted. Logs at
   # WARN, but orgql's own INFO lines (its address), not one line per request.
   : >"$WORK/orgql-$i.log"
-  JWT_SECRET="$SECRET" ORGQL_LOGIN_PER_ADDRESS=1000000 RUST_LOG="warn,orgql=info" NO_COLOR=1 \
+  JWT_SECRET="$SECRET" ORGQL_LOGIN_PER_ADDRESS=1000000 ORGQL_SIGNUP_PER_ADDRESS=1000000 RUST_LOG="warn,orgql=info" NO_COLOR=1 \
     "$BIN" --listen 127.0.0.1:0 --database-url "$DB_URL" >"$WORK/orgql-$i.log" 2>&1 &
   PIDS+=("$!")
   port=""

@@ -7,6 +7,7 @@ pub mod collaborator;
 pub mod dataset;
 pub mod membership;
 pub mod organization;
+pub mod rate_limit;
 pub mod roles;
 pub mod server_setting;
 pub mod user_account;

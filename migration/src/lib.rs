@@ -6,6 +6,7 @@ mod m20261129_000001_initial;
 mod m20261202_000001_covering_page_indexes;
 mod m20261202_000002_member_usernames;
 mod m20261203_000001_sqlite_covering_page_indexes;
+mod m20261205_000001_rate_limits_and_email_keys;
 
 /// Every migration, in order. The server runs them at start; the `migration` binary runs them
 /// by hand (`cargo run -p migration --features cli -- up`).
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_covering_page_indexes::Migration),
             Box::new(m20261202_000002_member_usernames::Migration),
             Box::new(m20261203_000001_sqlite_covering_page_indexes::Migration),
+            Box::new(m20261205_000001_rate_limits_and_email_keys::Migration),
         ]
     }
 }

@@ -208,7 +208,17 @@ impl AccountMutation {
         let username = Username::parse("username", &input.username)?;
         let email = Email::parse("email", &input.email)?;
         let password = Password::parse("password", &input.password)?;
-        let account = super::sign_up(ctx.db(), username, email, password).await?;
+        let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+        let state = ctx.state();
+        let account = super::sign_up(
+            &state.db,
+            &state.rate_limits,
+            address,
+            username,
+            email,
+            password,
+        )
+        .await?;
         let token = ctx.state().keys.issue(account.id)?;
         Ok(AuthPayload {
             token,
@@ -218,7 +228,8 @@ impl AccountMutation {
 
     /// Signs in with a username or email and a password. Wrong credentials answer
     /// `UNAUTHENTICATED`, the same whether or not the account exists. Attempts are limited
-    /// per username and per client address (`RATE_LIMITED`).
+    /// per account (its username and email share one allowance) and per client address
+    /// (`RATE_LIMITED`).
     async fn log_in(
         &self,
         ctx: &Context<'_>,
@@ -226,9 +237,10 @@ impl AccountMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let state = ctx.state();
         let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
-        state.login_limiter.attempt(&input.username, address)?;
         let account = super::log_in(
             &state.db,
+            &state.rate_limits,
+            address,
             &state.dummy_hash,
             &input.username,
             &input.password,

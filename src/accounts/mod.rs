@@ -4,10 +4,12 @@ mod graphql;
 
 pub use graphql::{AccountMutation, AccountQuery, User};
 
+use std::net::IpAddr;
+
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 
 use entity::roles::AccountKind;
@@ -18,16 +20,40 @@ use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{Email, Password, Username, username_key};
 use crate::pages::Sql;
+use crate::ratelimit::RateLimits;
 
-/// Creates a user. A username taken in any case by a user or an organization, or an email
-/// taken in any case, answers `CONFLICT` — decided by the database's unique indexes, so two
-/// racing sign-ups cannot both win.
+/// Creates a user. Sign-ups are limited per client address (`RATE_LIMITED`). A username
+/// taken in any case by a user or an organization, or an email taken in any case, answers
+/// `CONFLICT`: looked up first, so a taken name costs no password hash, and decided by the
+/// database's unique indexes, so two racing sign-ups cannot both win.
 pub async fn sign_up(
     db: &DatabaseConnection,
+    limits: &RateLimits,
+    address: Option<IpAddr>,
     username: Username,
     email: Email,
     password: Password,
 ) -> ApiResult<account::Model> {
+    limits.sign_up(db, address).await?;
+    let username_taken = account::Entity::find()
+        .filter(account::Column::UsernameKey.eq(username.key()))
+        .count(db)
+        .await?
+        > 0;
+    if username_taken {
+        return Err(ApiError::Conflict(format!(
+            "username '{}' is taken",
+            username.as_str()
+        )));
+    }
+    let email_taken = user_account::Entity::find()
+        .filter(user_account::Column::EmailKey.eq(email.key()))
+        .count(db)
+        .await?
+        > 0;
+    if email_taken {
+        return Err(ApiError::Conflict("email is already in use".into()));
+    }
     // Hash before the transaction: argon2 is slow and must not hold the write lock.
     let password_hash = auth::hash_password_off_thread(password.expose().to_owned()).await?;
     let tx = db.begin_with_options(write_tx()).await?;
@@ -90,17 +116,22 @@ pub async fn user_by_id(
     Ok(rows.into_iter().next())
 }
 
-/// Checks credentials: `login` is a username or an email. Unknown accounts cost the same
-/// argon2 verification as known ones, and every failure answers the same `UNAUTHENTICATED`.
+/// Checks credentials: `login` is a username or an email. Attempts are limited per account
+/// (its username in any case and its email share one allowance) and per client address
+/// (`RATE_LIMITED`). Unknown accounts cost the same argon2 verification as known ones, and
+/// every failure answers the same `UNAUTHENTICATED`.
 pub async fn log_in(
     db: &DatabaseConnection,
+    limits: &RateLimits,
+    address: Option<IpAddr>,
     dummy_hash: &str,
     login: &str,
     password: &str,
 ) -> ApiResult<account::Model> {
+    let login_key = login.trim().to_ascii_lowercase();
     let account = if login.contains('@') {
         let user = user_account::Entity::find()
-            .filter(user_account::Column::EmailKey.eq(login.trim().to_lowercase()))
+            .filter(user_account::Column::EmailKey.eq(login_key.as_str()))
             .one(db)
             .await?;
         match user {
@@ -121,6 +152,11 @@ pub async fn log_in(
             .map(|user| (user, account)),
         None => None,
     };
+    let limited = found
+        .as_ref()
+        .map(|(_, account)| account.id)
+        .ok_or(login_key.as_str());
+    limits.log_in(db, limited, address).await?;
     let hash = found
         .as_ref()
         .map(|(user, _)| user.password_hash.clone())

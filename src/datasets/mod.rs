@@ -8,9 +8,8 @@ pub use graphql::{Collaborator, Dataset, DatasetConnection, DatasetMutation, Dat
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
-    sea_query::Query,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
@@ -20,7 +19,9 @@ use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{DatasetName, username_key};
 use crate::organizations::{membership, require_user};
-use crate::policy::{DatasetAction, dataset_allows, effective_dataset_role, may_set_collaborator};
+use crate::policy::{
+    DatasetAction, dataset_allows, effective_dataset_role, may_move_or_delete, may_set_collaborator,
+};
 
 /// A dataset with its owner's account.
 #[derive(Clone, Debug)]
@@ -85,6 +86,16 @@ pub async fn effective_role(
         return Ok(None);
     };
     let admin = owns_or_administers(db, &located.owner, viewer).await?;
+    effective_role_of(db, located, viewer, admin).await
+}
+
+/// The effective role of `viewer`, who owns or administers the dataset's owner or not.
+async fn effective_role_of(
+    db: &impl ConnectionTrait,
+    located: &Located,
+    viewer: i64,
+    admin: bool,
+) -> ApiResult<Option<DatasetRole>> {
     let collaborator = if admin {
         None
     } else {
@@ -109,26 +120,13 @@ fn no_such_dataset(full_name: &str) -> ApiError {
 /// collaborator added while the dataset moves into an organization was checked against the
 /// old owner and slipped in after the transfer dropped the non-members.
 ///
-/// Locks follow the order every transaction uses, an organization before its datasets (as
-/// deleting an organization does): with `lock_organization`, an owning organization's row is
-/// locked first, for changes that check membership under it.
-async fn lock_dataset(
-    tx: &DatabaseTransaction,
-    full_name: &str,
-    lock_organization: bool,
-) -> ApiResult<Option<Located>> {
+async fn lock_dataset(tx: &DatabaseTransaction, full_name: &str) -> ApiResult<Option<Located>> {
     let Some((owner, name)) = full_name.split_once('/') else {
         return Ok(None);
     };
     let Some(owner) = find_account(tx, owner).await? else {
         return Ok(None);
     };
-    if lock_organization && owner.kind == AccountKind::Organization {
-        organization::Entity::find_by_id(owner.id)
-            .lock_exclusive()
-            .one(tx)
-            .await?;
-    }
     let dataset = dataset::Entity::find()
         .filter(dataset::Column::OwnerId.eq(owner.id))
         .filter(dataset::Column::NameKey.eq(name.to_ascii_lowercase()))
@@ -150,17 +148,23 @@ async fn authorize(
 ) -> ApiResult<(Located, Option<DatasetRole>)> {
     let located = match action {
         DatasetAction::Clone => find_dataset(tx, full_name).await?,
-        _ => {
-            let lock_organization = action == DatasetAction::ManageCollaborators;
-            lock_dataset(tx, full_name, lock_organization).await?
-        }
+        _ => lock_dataset(tx, full_name).await?,
     }
     .ok_or_else(|| no_such_dataset(full_name))?;
-    let role = effective_role(tx, &located, Some(viewer)).await?;
-    if !dataset_allows(role, located.dataset.public, DatasetAction::See) {
+    let administers_owner = owns_or_administers(tx, &located.owner, viewer).await?;
+    let role = effective_role_of(tx, &located, viewer, administers_owner).await?;
+    let public = located.dataset.public;
+    if !dataset_allows(role, public, DatasetAction::See) {
         return Err(no_such_dataset(full_name));
     }
-    if !dataset_allows(role, located.dataset.public, action) {
+    let owned_by_organization = located.owner.kind == AccountKind::Organization;
+    let allowed = match action {
+        DatasetAction::Delete | DatasetAction::Transfer => {
+            may_move_or_delete(role, owned_by_organization, administers_owner)
+        }
+        _ => dataset_allows(role, public, action),
+    };
+    if !allowed {
         return Err(ApiError::Forbidden(
             match action {
                 DatasetAction::ManageCollaborators => {
@@ -168,6 +172,11 @@ async fn authorize(
                 }
                 DatasetAction::Clone => {
                     "only public datasets, or datasets you administer, may be cloned"
+                }
+                DatasetAction::Delete | DatasetAction::Transfer
+                    if role == Some(DatasetRole::Admin) =>
+                {
+                    "only an ADMIN of the organization that owns the dataset may move or delete it"
                 }
                 _ => "only an ADMIN of the dataset may do this",
             }
@@ -315,7 +324,8 @@ pub async fn update_dataset(
     })
 }
 
-/// Deletes a dataset and its collaborator entries (its ADMINs only). Returns its id.
+/// Deletes a dataset and its collaborator entries (its ADMINs; of an organization's dataset,
+/// only those who are ADMINs of the organization too). Returns its id.
 pub async fn delete_dataset(
     db: &DatabaseConnection,
     viewer: i64,
@@ -328,29 +338,6 @@ pub async fn delete_dataset(
         .await?;
     tx.commit().await?;
     Ok(located.dataset.id)
-}
-
-/// `CONFLICT` if `user` cannot collaborate on an organization's dataset because they are not
-/// a member (collaborators on organization datasets are always members: leaving removes
-/// them, so the two can never disagree).
-async fn require_member_of_owner(
-    tx: &DatabaseTransaction,
-    owner: &account::Model,
-    user: &account::Model,
-) -> ApiResult<()> {
-    if owner.kind == AccountKind::Organization {
-        organization::Entity::find_by_id(owner.id)
-            .lock_exclusive()
-            .one(tx)
-            .await?;
-        if membership(tx, owner.id, user.id).await?.is_none() {
-            return Err(ApiError::Conflict(format!(
-                "'{}' must be a member of '{}' to collaborate on its datasets",
-                user.username, owner.username
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn manager_refused() -> ApiError {
@@ -371,8 +358,9 @@ pub async fn add_collaborator(
     if !may_set_collaborator(actor, None, Some(role)) {
         return Err(manager_refused());
     }
+    // Anyone may be a collaborator, members of the owning organization or not (outside
+    // collaborators, API.md "Roles").
     let user = require_user(&tx, username).await?;
-    require_member_of_owner(&tx, &located.owner, &user).await?;
     let row = collaborator::ActiveModel {
         dataset_id: Set(located.dataset.id),
         user_id: Set(user.id),
@@ -486,9 +474,10 @@ pub async fn clone_dataset(
     Ok(Located { dataset, owner })
 }
 
-/// Moves a dataset to another owner: the viewer must be its ADMIN and the new owner must be
-/// the viewer or an organization they administer; the name must be free there (`CONFLICT`).
-/// Moving into an organization drops collaborator entries of users who are not its members.
+/// Moves a dataset to another owner: the viewer must be its ADMIN (and an ADMIN of the
+/// organization that owns it, if one does) and the new owner must be the viewer or an
+/// organization they administer; the name must be free there (`CONFLICT`). Collaborators
+/// stay: those who are not members of the new owner are its outside collaborators.
 pub async fn transfer_dataset(
     db: &DatabaseConnection,
     viewer: i64,
@@ -509,23 +498,6 @@ pub async fn transfer_dataset(
             ),
         )
     })?;
-    if owner.kind == AccountKind::Organization {
-        collaborator::Entity::delete_many()
-            .filter(collaborator::Column::DatasetId.eq(dataset.id))
-            .filter(
-                Condition::all().add(
-                    collaborator::Column::UserId.not_in_subquery(
-                        Query::select()
-                            .column(membership::Column::UserId)
-                            .from(membership::Entity)
-                            .and_where(membership::Column::OrganizationId.eq(owner.id))
-                            .to_owned(),
-                    ),
-                ),
-            )
-            .exec(&tx)
-            .await?;
-    }
     tx.commit().await?;
     Ok(Located { dataset, owner })
 }

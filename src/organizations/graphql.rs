@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use async_graphql::{Context, Guard, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use entity::{account, membership, organization};
@@ -282,51 +282,6 @@ impl OrganizationQuery {
     }
 }
 
-/// A field guard asking [`crate::policy`] whether the viewer's role in the organization named
-/// by the mutation's input allows `action`. The domain function checks again inside its
-/// transaction; the guard answers early and documents the rule at the field. An unknown
-/// organization passes here and gets `NOT_FOUND` from the domain function.
-struct OrgRoleGuard {
-    action: OrgAction,
-    organization: String,
-}
-
-impl OrgRoleGuard {
-    fn new(action: OrgAction, organization: &str) -> Self {
-        OrgRoleGuard {
-            action,
-            organization: organization.to_owned(),
-        }
-    }
-}
-
-impl Guard for OrgRoleGuard {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let viewer = ctx.viewer().require()?;
-        let Some(organization) =
-            super::find_organization(&ctx.reader(), &self.organization).await?
-        else {
-            return Ok(());
-        };
-        let role = ctx
-            .load(MembershipKey {
-                organization_id: organization.id,
-                user_id: viewer,
-            })
-            .await?
-            .map(|m| m.role);
-        // A member refused member management may have just lost a race with a concurrent
-        // demotion; the domain function answers that inside its transaction (CONFLICT when
-        // the change would leave no admin, FORBIDDEN otherwise), so the guard defers to it.
-        let decided_in_transaction = self.action == OrgAction::ManageMembers && role.is_some();
-        if org_allows(role, self.action) || decided_in_transaction {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("only an admin of the organization may do this".into()).into())
-        }
-    }
-}
-
 /// Input of `createOrganization`.
 #[derive(InputObject)]
 pub struct CreateOrganizationInput {
@@ -480,7 +435,6 @@ impl OrganizationMutation {
     }
 
     /// Updates an organization's settings. Admins only.
-    #[graphql(guard = "OrgRoleGuard::new(OrgAction::UpdateSettings, &input.organization)")]
     async fn update_organization(
         &self,
         ctx: &Context<'_>,
@@ -500,7 +454,6 @@ impl OrganizationMutation {
     }
 
     /// Deletes an organization with all its datasets; its username becomes free. Admins only.
-    #[graphql(guard = "OrgRoleGuard::new(OrgAction::Delete, &input.organization)")]
     async fn delete_organization(
         &self,
         ctx: &Context<'_>,
@@ -514,7 +467,6 @@ impl OrganizationMutation {
     }
 
     /// Adds a user to an organization. Admins only; an existing member answers `CONFLICT`.
-    #[graphql(guard = "OrgRoleGuard::new(OrgAction::ManageMembers, &input.organization)")]
     async fn add_member(
         &self,
         ctx: &Context<'_>,
@@ -537,7 +489,6 @@ impl OrganizationMutation {
 
     /// Changes a member's role or default dataset role. Admins only; demoting the last admin
     /// answers `CONFLICT`.
-    #[graphql(guard = "OrgRoleGuard::new(OrgAction::ManageMembers, &input.organization)")]
     async fn update_member(
         &self,
         ctx: &Context<'_>,
@@ -565,7 +516,6 @@ impl OrganizationMutation {
 
     /// Removes a member and their collaborator entries on the organization's datasets.
     /// Admins only; removing the last admin answers `CONFLICT`.
-    #[graphql(guard = "OrgRoleGuard::new(OrgAction::ManageMembers, &input.organization)")]
     async fn remove_member(
         &self,
         ctx: &Context<'_>,

@@ -269,11 +269,6 @@ async fn ensure_an_admin_remains(tx: &DatabaseTransaction, organization_id: i64)
 
 /// `CONFLICT` if changing `target`'s role to `new_role` (`None`: removing them) would leave
 /// the organization without an admin.
-///
-/// Checked *before* authorization for members: when two admins demote or remove each other at
-/// the same instant, the later request finds its author already demoted, and the honest
-/// answer to it is the clash it lost ("an organization must keep an admin"), not that its
-/// author was never allowed.
 async fn ensure_change_keeps_an_admin(
     tx: &DatabaseTransaction,
     target: &membership::Model,
@@ -433,24 +428,21 @@ pub async fn add_member(
 }
 
 /// The checks before changing `username`'s membership to the role `new_role` gives
-/// (`None`: removing it), in order: a non-member viewer is refused; the member must exist;
-/// the change must keep an admin (checked before the viewer's own role, see
-/// [`ensure_change_keeps_an_admin`]); the viewer must be allowed to manage members.
+/// (`None`: removing it), in order: permission first (a non-member or `MEMBER` viewer is
+/// refused whatever the target, API.md "Roles"); the member must exist; the change must
+/// keep an admin.
 async fn authorize_member_change(
     tx: &DatabaseTransaction,
     locked: &Locked,
     username: &str,
     new_role: impl FnOnce(&membership::Model) -> Option<OrganizationRole>,
 ) -> ApiResult<(account::Model, membership::Model)> {
-    if locked.viewer_role.is_none() {
-        authorize(None, OrgAction::ManageMembers)?;
-    }
+    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
     let user = require_user(tx, username).await?;
     let current = membership(tx, locked.organization.id, user.id)
         .await?
         .ok_or_else(|| not_a_member(&user, &locked.organization))?;
     ensure_change_keeps_an_admin(tx, &current, new_role(&current)).await?;
-    authorize(locked.viewer_role, OrgAction::ManageMembers)?;
     Ok((user, current))
 }
 

@@ -157,6 +157,9 @@ pub fn test_config(url: &str) -> Config {
     let mut config = Config::with_database(url);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(TEST_SECRET.into());
+    // Every test signs up its users from 127.0.0.1; the tests of the limits set their own.
+    config.sign_ups_per_address = 100_000;
+    config.login_attempts_per_address = 100_000;
     config
 }
 
@@ -399,6 +402,7 @@ impl ServerProcess {
             .env("JWT_SECRET", TEST_SECRET)
             // Many sign-ups and log-ins from one address; not what these tests are about.
             .env("ORGQL_LOGIN_PER_ADDRESS", "100000")
+            .env("ORGQL_SIGNUP_PER_ADDRESS", "100000")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
