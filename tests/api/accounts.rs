@@ -1,13 +1,11 @@
 //! The foundation's story: sign up, log in, tokens and their attacks, name rules, restarts,
 //! and what never leaks.
 
-mod common;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::helpers::{Backend, TEST_SECRET, TestDatabase, spawn_app, spawn_with, test_config};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Backend, TEST_SECRET, TestDatabase, spawn_app, spawn_with, test_config};
 use serde_json::{Value, json};
 
 const VIEWER: &str = "{ viewer { username email } }";
@@ -192,11 +190,11 @@ async fn every_bad_token_is_unauthenticated(backend: Backend) {
 }
 
 async fn sign_up_reply(
-    app: &common::TestApp,
+    app: &crate::helpers::TestApp,
     username: &str,
     email: &str,
     password: &str,
-) -> common::Reply {
+) -> crate::helpers::Reply {
     app.gql(
         None,
         "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",

@@ -1,12 +1,10 @@
 //! No N+1: the SQL statements one request runs are fixed by the query's shape, whatever the
 //! number of objects on each level.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
+use crate::helpers::{Backend, TestApp, TestDatabase, spawn_with, test_config};
 use chrono::Utc;
-use common::{Backend, TestApp, TestDatabase, spawn_with, test_config};
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 use sea_orm::{ActiveValue::NotSet, DatabaseConnection, EntityTrait, Set};
@@ -160,7 +158,7 @@ async fn seed(app: &TestApp, n: usize) -> String {
 }
 
 /// The statements `query` runs (the server's counter before and after), and its answer.
-async fn counted(app: &TestApp, token: Option<&str>, query: &str) -> (u64, common::Reply) {
+async fn counted(app: &TestApp, token: Option<&str>, query: &str) -> (u64, crate::helpers::Reply) {
     let before = app.state().statements.load(Ordering::SeqCst);
     let reply = app.gql(token, query, json!({})).await;
     (
@@ -873,7 +871,7 @@ async fn members_answer_their_users_from_their_rows(backend: Backend) {
                  datasets {{ nodes {{ collaborators {{ nodes {{ user {{ {user} }} }} }} }} }} }} }}"#
         )
     };
-    let users = |reply: &common::Reply, field: &str| -> Vec<(String, String)> {
+    let users = |reply: &crate::helpers::Reply, field: &str| -> Vec<(String, String)> {
         let members = reply
             .data("/organization/members/nodes")
             .as_array()

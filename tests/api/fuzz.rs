@@ -5,11 +5,9 @@
 //! Case counts are modest on purpose (a few hundred HTTP requests in all) so the suite stays
 //! fast; `PROPTEST_CASES` does not apply here, each runner sets its own count.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, TEST_SECRET, TestApp, spawn_app};
+use crate::helpers::{Backend, TEST_SECRET, TestApp, spawn_app};
 use orgql::error::{ApiError, ApiResult};
 use orgql::newtypes::{DatasetName, Email, Password, RESERVED_USERNAMES, Username};
 use proptest::prelude::*;
@@ -169,7 +167,7 @@ proptest! {
 struct Target {
     rt: tokio::runtime::Runtime,
     app: Option<TestApp>,
-    _db: common::TestDatabase,
+    _db: crate::helpers::TestDatabase,
     token: String,
 }
 

@@ -1,9 +1,7 @@
 //! Hostile input: query limits (refused before anything runs), batch and body limits,
 //! introspection switched off, JWT secret rules and key rotation.
 
-mod common;
-
-use common::{Backend, TEST_SECRET, TestDatabase, spawn_app, spawn_with, test_config};
+use crate::helpers::{Backend, TEST_SECRET, TestDatabase, spawn_app, spawn_with, test_config};
 use serde_json::{Value, json};
 
 fn sign_up_fields(count: usize, prefix: &str) -> String {
@@ -17,7 +15,7 @@ fn sign_up_fields(count: usize, prefix: &str) -> String {
         .join("\n")
 }
 
-async fn user_exists(app: &common::TestApp, username: &str) -> bool {
+async fn user_exists(app: &crate::helpers::TestApp, username: &str) -> bool {
     let reply = app
         .gql(
             None,
@@ -257,7 +255,11 @@ async fn rotated_keys_still_verify_old_tokens_and_sign_with_the_new_one() {
     app.stop().await;
 }
 
-async fn log_in(app: &common::TestApp, login: &str, password: &str) -> common::Reply {
+async fn log_in(
+    app: &crate::helpers::TestApp,
+    login: &str,
+    password: &str,
+) -> crate::helpers::Reply {
     app.gql(
         None,
         "mutation($u: String!, $p: String!) { logIn(input: { username: $u, password: $p }) { token } }",

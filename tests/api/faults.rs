@@ -14,13 +14,11 @@
 //! or its directory while it is open) leave the open descriptors working, so there is no
 //! outage to observe. Its failure mode is lock contention, bounded by the busy timeout.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp, TestDatabase, spawn_with, test_config};
+use crate::helpers::{Backend, TestApp, TestDatabase, spawn_with, test_config};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;

@@ -1,11 +1,9 @@
 //! Organizations and members, as the seed page tells it: who may do what, the last-admin
 //! rule under concurrency (one server, and two server processes on one database), pagination.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app};
 use serde_json::{Value, json};
 
 on_both_databases!(
@@ -409,7 +407,7 @@ async fn race(
     app: &Arc<TestApp>,
     one: (String, String),
     two: (String, String),
-) -> (common::Reply, common::Reply) {
+) -> (crate::helpers::Reply, crate::helpers::Reply) {
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let spawn = |(token, query): (String, String)| {
         let app = app.clone();
@@ -425,7 +423,7 @@ async fn race(
 
 /// Exactly one request won; the loser got one of `loser_codes` (never a 5xx, never
 /// "database is locked").
-fn exactly_one_won(a: &common::Reply, b: &common::Reply, loser_codes: &[&str]) {
+fn exactly_one_won(a: &crate::helpers::Reply, b: &crate::helpers::Reply, loser_codes: &[&str]) {
     let ok = [a, b]
         .iter()
         .filter(|r| r.body.get("errors").is_none())
@@ -656,9 +654,9 @@ async fn deleting_an_organization_takes_everything_and_frees_the_name(backend: B
 
 /// Two real `orgql` processes on one database: the last-admin rule holds across them.
 async fn two_server_processes_on_one_database_keep_an_admin(backend: Backend) {
-    let db = common::TestDatabase::create(&backend).await;
-    let first = common::ServerProcess::start(&db.url).await;
-    let second = common::ServerProcess::start(&db.url).await;
+    let db = crate::helpers::TestDatabase::create(&backend).await;
+    let first = crate::helpers::ServerProcess::start(&db.url).await;
+    let second = crate::helpers::ServerProcess::start(&db.url).await;
     let apps = [first.client(), second.client()];
     let a1 = apps[0].sign_up("a1").await;
     let a2 = apps[1].sign_up("a2").await;

@@ -1,7 +1,6 @@
 //! The test harness: `spawn_app()` starts a real orgql on port 0 with its own fresh database
 //! (a temp SQLite file, or a new PostgreSQL database when `TEST_DATABASE_URL` is set), and
 //! helpers speak GraphQL to it over HTTP.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,17 +34,16 @@ impl Backend {
 
 /// Generates `mod <name> { sqlite, postgres }` tests that run `async fn <name>(Backend)` on
 /// each database; the PostgreSQL one says it was skipped when `TEST_DATABASE_URL` is unset.
-#[macro_export]
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await
+                super::$name($crate::helpers::Backend::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                match $crate::common::Backend::postgres() {
+                match $crate::helpers::Backend::postgres() {
                     Some(backend) => super::$name(backend).await,
                     None => eprintln!("skipped: TEST_DATABASE_URL is not set, so {} ran on SQLite only", stringify!($name)),
                 }

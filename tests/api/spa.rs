@@ -1,9 +1,7 @@
 //! What single-page apps and first-time users need: CORS, automatic persisted queries,
 //! repeated documents kept parsed, and the demo world.
 
-mod common;
-
-use common::{Backend, TestDatabase, spawn_app, spawn_with, test_config};
+use crate::helpers::{Backend, TestDatabase, spawn_app, spawn_with, test_config};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -208,7 +206,7 @@ async fn the_demo_world_has_every_role_and_tokens_that_work() {
 
 /// POSTs `query` as operation `operation` (if any) with `variables`, as `token`.
 async fn operation(
-    app: &common::TestApp,
+    app: &crate::helpers::TestApp,
     token: &str,
     query: &str,
     operation: Option<&str>,

@@ -6,11 +6,9 @@
 //! Every refusal is followed by a look at what the database holds: a refused mutation must
 //! leave it exactly as it was.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use common::{Backend, Reply, TestApp, spawn_app};
+use crate::helpers::{Backend, Reply, TestApp, spawn_app};
 use entity::roles::DatasetRole;
 use entity::{account, collaborator, dataset};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};

@@ -12,14 +12,12 @@
 //! lose the last few, which this test cannot show). On PostgreSQL, a commit is acknowledged by
 //! the server before orgql answers.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Backend, ServerProcess, TestApp, TestDatabase};
+use crate::helpers::{Backend, ServerProcess, TestApp, TestDatabase};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
