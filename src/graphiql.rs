@@ -1,12 +1,11 @@
 //! GraphiQL, served by orgql itself: the page at `GET /` (and `GET /graphql` for a browser)
-//! and its assets under `/graphiql/`, embedded at compile time by `build.rs` from the pinned
-//! npm packages in `graphiql/` (after `npm ci` there). A build without them serves the
-//! same IDE from a CDN instead (and `build.rs` warns).
+//! and its assets under `/graphiql/`, embedded at compile time by `build.rs` from
+//! `graphiql/vendor/` (the pinned npm packages of `graphiql/package-lock.json`, committed).
+//! Nothing is loaded from outside orgql, so GraphiQL works offline.
 //!
 //! The page has the headers pane open, for `{"Authorization": "Bearer <token>"}`, and the
 //! docs explorer.
 
-use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -34,36 +33,18 @@ const DEFAULT_QUERY: &str = r#"# Welcome to orgql.
 }
 "#;
 
-/// Whether the assets are embedded (otherwise the page loads them from a CDN).
-pub fn is_offline() -> bool {
-    !embedded::ASSETS.is_empty()
-}
-
-/// The routes of the embedded assets (none when they are not embedded).
+/// The routes of the embedded assets.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    if is_offline() {
-        Router::new().route("/graphiql/{file}", get(asset))
-    } else {
-        Router::new()
-    }
+    Router::new().route("/graphiql/{file}", get(asset))
 }
 
 /// The GraphiQL page.
 pub fn page() -> Html<String> {
-    if is_offline() {
-        Html(offline_page())
-    } else {
-        Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("orgql")
-                .finish(),
-        )
-    }
+    Html(offline_page())
 }
 
 fn offline_page() -> String {
-    let versions = embedded::VERSION.unwrap_or_default();
+    let versions = embedded::VERSION;
     let default_query = serde_json::to_string(DEFAULT_QUERY).expect("a string serializes to JSON");
     // `</` cannot end the inline script early: JSON strings may escape `/`.
     let default_query = default_query.replace("</", "<\\/");
@@ -134,15 +115,37 @@ mod tests {
     fn the_page_references_only_served_assets() {
         let Html(html) = page();
         assert!(html.contains("/graphql"));
-        if is_offline() {
+        // Offline always: no URL with a scheme or protocol-relative `//host`, only our assets.
+        for remote in ["https://", "http://", "src=\"//", "href=\"//"] {
             assert!(
-                !html.contains("https://"),
-                "the offline page loads nothing remote"
+                !html.contains(remote),
+                "the page loads nothing remote ({remote})"
             );
-            for (name, _, bytes) in embedded::ASSETS {
-                assert!(html.contains(&format!("{ASSET_PREFIX}{name}")));
-                assert!(!bytes.is_empty());
-            }
         }
+        assert_eq!(embedded::ASSETS.len(), 4);
+        for (name, _, bytes) in embedded::ASSETS {
+            assert!(html.contains(&format!("{ASSET_PREFIX}{name}")), "{name}");
+            assert!(!bytes.is_empty(), "{name}");
+        }
+        // Every script and stylesheet of the page is one of the embedded assets.
+        for reference in html
+            .split(['"', '\''])
+            .filter(|s| s.starts_with(ASSET_PREFIX))
+        {
+            let name = &reference[ASSET_PREFIX.len()..];
+            assert!(
+                embedded::ASSETS.iter().any(|(asset, _, _)| *asset == name),
+                "{reference} is not embedded"
+            );
+        }
+        assert!(html.contains(&format!(
+            r#"<meta name="generator" content="{}">"#,
+            embedded::VERSION
+        )));
+        assert!(
+            embedded::VERSION.starts_with("graphiql 3."),
+            "{}",
+            embedded::VERSION
+        );
     }
 }

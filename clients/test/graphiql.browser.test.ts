@@ -59,7 +59,7 @@ test("GraphiQL runs an authenticated query offline", async () => {
   const html = await (await fetch(`${server.base}/`)).text();
   assert.ok(
     html.includes("/graphiql/graphiql.min.js"),
-    "orgql serves GraphiQL from a CDN: run `npm ci` in graphiql/, then `cargo build`",
+    "orgql's GraphiQL page does not load its embedded assets (graphiql/vendor/, build.rs)",
   );
 
   const page = await context.newPage();
