@@ -658,7 +658,9 @@ async fn emails_with_letters_beyond_ascii_sign_up_and_log_in(backend: Backend) {
     };
     let reply = sign_up("anna", "Äb@example.com").await;
     let token = reply.data("/signUp/token").as_str().unwrap().to_owned();
-    let reply = app.gql(Some(&token), "{ viewer { email } }", json!({})).await;
+    let reply = app
+        .gql(Some(&token), "{ viewer { email } }", json!({}))
+        .await;
     assert_eq!(reply.data("/viewer/email"), "Äb@example.com");
     // ASCII letters compare in any case; others as they are.
     sign_up("anna2", "ÄB@EXAMPLE.COM")
