@@ -2,19 +2,26 @@
 // this. See bench/README.md. Options (environment):
 //   BENCH_DURATION  measured seconds per run (default 10, at least 10 for the report)
 //   BENCH_WARMUP    warm-up seconds before each measured run (default 5)
-//   BENCH_ROUNDS    rounds of the nested and mix runs, servers interleaved (default 3); the
-//                   table reports each server's median round
+//   BENCH_ROUNDS    rounds of every workload, servers interleaved (default 3); the table
+//                   reports each server's median round
+//   BENCH_WORKLOADS comma-separated subset of nested,mix,viewer,members (default all four)
 //   BENCH_CONNECTIONS / BENCH_THREADS  wrk concurrency (default 32) and threads (default 2)
 //   BENCH_REUSE=1   reuse the databases seeded by an earlier run (skip seeding)
 //   BENCH_PG        PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432)
 //   BENCH_DB        database name (default orgql_bench; dropped and re-created)
 //   ORGQL_BIN       the orgql binary (default ../target/release/orgql)
+//   BENCH_ORGQL     orgql variants to compare in one run, a JSON array of
+//                   {"label", "bin" (default ORGQL_BIN; relative to the repository root),
+//                    "env" (added to orgql's environment), "flags" (added to its flags)};
+//                   each runs on PostgreSQL and on SQLite; "vs <first label>" compares them,
+//                   the targets use the last one. Unset: one variant, ORGQL_BIN.
 //   BENCH_ONLY      comma-separated subset of: postgraphile,apollo,orgql-pg,orgql-sqlite,keyset
+//                   (orgql-pg and orgql-sqlite select that database for every variant)
 //   BENCH_NO_RESULTS=1  print only, write nothing to bench/results/
 //   BENCH_RESULTS_DIR   write the results file there instead of bench/results/
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import os from "node:os";
@@ -50,6 +57,58 @@ const want = (k) => !ONLY || ONLY.has(k);
 const ORGQL_FLAGS = (env.ORGQL_FLAGS || "").split(" ").filter(Boolean);
 const PORT = { orgql: 18180, postgraphile: 18181, apollo: 18182 };
 
+// The orgql variants (BENCH_ORGQL). Each is a server of its own on each database, run in the
+// same interleaved rounds as the others, so that a before/after comparison sees the same
+// minutes of this drifting machine instead of two runs made apart. Without BENCH_ORGQL there
+// is one variant with no suffix on its keys (orgql-pg, orgql-sqlite), as before variants.
+function parseVariants() {
+  if (!env.BENCH_ORGQL) return [{ label: "orgql", bin: ORGQL_BIN, env: {}, flags: [], slug: null }];
+  let list;
+  try {
+    list = JSON.parse(env.BENCH_ORGQL);
+  } catch (e) {
+    throw new Error(`BENCH_ORGQL is not JSON: ${e.message}`);
+  }
+  if (!Array.isArray(list) || !list.length) throw new Error("BENCH_ORGQL must be a non-empty JSON array of variants");
+  const slugs = new Set();
+  return list.map((v, i) => {
+    if (!v || typeof v !== "object" || !v.label) throw new Error(`BENCH_ORGQL[${i}] needs a "label"`);
+    if (list.some((w, j) => j < i && w.label === v.label)) throw new Error(`BENCH_ORGQL: label "${v.label}" given twice`);
+    // The slug names the variant in server keys and log files (labels may hold spaces).
+    let slug = String(v.label).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || String(i + 1);
+    if (slugs.has(slug)) slug = `${slug}-${i + 1}`;
+    slugs.add(slug);
+    return {
+      label: String(v.label),
+      bin: v.bin ? resolve(ROOT, v.bin) : ORGQL_BIN,
+      env: Object.fromEntries(Object.entries(v.env ?? {}).map(([k, x]) => [k, String(x)])),
+      flags: Array.isArray(v.flags) ? v.flags.map(String) : String(v.flags ?? "").split(" ").filter(Boolean),
+      slug,
+    };
+  });
+}
+const VARIANTS = parseVariants();
+for (const v of VARIANTS) {
+  if (!existsSync(v.bin)) throw new Error(`orgql variant "${v.label}": no binary at ${v.bin}`);
+}
+const FIRST = VARIANTS[0];
+// The issue's targets are about one orgql: with a before/after comparison, the "after".
+const LAST = VARIANTS[VARIANTS.length - 1];
+const orgqlKey = (variant, base) => (variant.slug ? `${base}@${variant.slug}` : base);
+
+// What each workload sends (wrk cycles through the queries, one body file each) and its row
+// title. viewer and members are mix's two halves alone: each small query on its own line.
+const WORKLOAD_DEFS = {
+  nested: { title: "nested (20 orgs × 50 members + 20 datasets)", queries: ["nested"] },
+  mix: { title: "small mix (viewer; 20 members)", queries: ["viewer", "members"] },
+  viewer: { title: "viewer (id, username, email, createdAt)", queries: ["viewer"] },
+  members: { title: "members (one organization's first 20, pageInfo)", queries: ["members"] },
+};
+const WORKLOADS = (env.BENCH_WORKLOADS || "nested,mix,viewer,members").split(",").map((w) => w.trim()).filter(Boolean);
+for (const w of WORKLOADS) {
+  if (!WORKLOAD_DEFS[w]) throw new Error(`BENCH_WORKLOADS: unknown workload "${w}" (known: ${Object.keys(WORKLOAD_DEFS).join(", ")})`);
+}
+
 const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -82,21 +141,23 @@ const SERVERS = {
     cmd: () => ["node", [join(BENCH, "apollo/server.mjs")],
       { NODE_ENV: "production", DATABASE_URL: PG_URL, PORT: String(PORT.apollo), PG_POOL_MAX: "16" }],
   },
-  "orgql-pg": {
-    label: "orgql",
-    db: "PostgreSQL",
-    port: PORT.orgql,
-    cmd: (extra = []) => [ORGQL_BIN, ["--database-url", ORGQL_PG_URL, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...extra],
-      { JWT_SECRET, RUST_LOG: "warn" }],
-  },
-  "orgql-sqlite": {
-    label: "orgql",
-    db: "SQLite",
-    port: PORT.orgql,
-    cmd: (extra = []) => [ORGQL_BIN, ["--database-url", SQLITE_URL, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...extra],
-      { JWT_SECRET, RUST_LOG: "warn" }],
-  },
 };
+// Database-major, so that a round runs every variant on PostgreSQL, then every variant on SQLite.
+for (const [base, db, url] of [["orgql-pg", "PostgreSQL", ORGQL_PG_URL], ["orgql-sqlite", "SQLite", SQLITE_URL]]) {
+  for (const v of VARIANTS) {
+    SERVERS[orgqlKey(v, base)] = {
+      label: !v.slug || v.label.startsWith("orgql") ? v.label : `orgql ${v.label}`,
+      db,
+      base,
+      variant: v,
+      port: PORT.orgql,
+      // The variant's env last: it may override anything, RUST_LOG included.
+      cmd: (extra = []) => [v.bin, ["--database-url", url, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...v.flags, ...extra],
+        { JWT_SECRET, RUST_LOG: "warn", ...v.env }],
+    };
+  }
+}
+const baseOf = (key) => SERVERS[key].base ?? key;
 const kindOf = (key) => (key.startsWith("orgql") ? "orgql" : key);
 
 async function post(url, body, token) {
@@ -234,7 +295,7 @@ async function measure(server, bodyFiles, token, label) {
   if (server.exited()) throw new Error(`${server.key} died during ${label}; see ${server.logFile}`);
   r.peakRssKiB = peakRssKiB(server.pid);
   r.serverCpuMsPerReq = cpu.serverMs / r.requests;
-  r.pgCpuMsPerReq = server.key === "orgql-sqlite" ? null : cpu.pgMs / r.requests;
+  r.pgCpuMsPerReq = SERVERS[server.key].db === "SQLite" ? null : cpu.pgMs / r.requests;
   r.wrkCpuPct = (r.wrkCpuMs / (Date.now() - t0)) * 100;
   r.wrkCpuMsPerReq = r.wrkCpuMs / r.requests;
   r.otherCpuPct = cpu.otherPct;
@@ -268,14 +329,14 @@ async function seed() {
     log(`PostgreSQL: re-creating database ${DB}`);
     psql("postgres", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
     psql("postgres", `CREATE DATABASE ${DB}`);
-    seeded.pg = await seedOne("orgql-pg");
+    seeded.pg = await seedOne(orgqlKey(FIRST, "orgql-pg"));
     const t = Date.now();
     run("psql", ["-X", "-q", PG_URL, "-f", join(BENCH, "seed/keyset-postgres.sql")]);
     log(`PostgreSQL: bulk keyset members inserted with SQL in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   }
   if (want("orgql-sqlite") || want("keyset")) {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(SQLITE_FILE + suffix, { force: true });
-    seeded.sqlite = await seedOne("orgql-sqlite");
+    seeded.sqlite = await seedOne(orgqlKey(FIRST, "orgql-sqlite"));
     const t = Date.now();
     run("sqlite3", [SQLITE_FILE], { input: readFileSync(join(BENCH, "seed/keyset-sqlite.sql")) });
     log(`SQLite: bulk keyset members inserted with SQL in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -338,31 +399,36 @@ function bodyFile(name, query, variables) {
 
 // ---------------------------------------------------------------------------- the runs
 
+// Checks one query's answer against the seeded data; returns the answer's size in bytes.
+async function checkQuery(server, kind, name, token) {
+  const Q = QUERIES[kind];
+  if (name === "nested") {
+    return check(server, { query: Q.nested }, token, EXPECTED_NESTED, (d) =>
+      nestedShape(kind, d).sort((a, b) => (a.org < b.org ? -1 : 1)));
+  }
+  if (name === "members") return check(server, { query: Q.members }, token, EXPECTED_MEMBERS, (d) => membersShape(kind, d));
+  const v = await post(server.url, { query: Q.viewer }, token);
+  if (v.status !== 200 || v.json?.errors || !JSON.stringify(v.json).includes(`"${SHAPE.viewer}"`)) {
+    throw new Error(`${server.key}: viewer query failed (HTTP ${v.status}): ${JSON.stringify(v.json ?? v.text)}`);
+  }
+  return JSON.stringify(v.json).length;
+}
+
 async function runServer(key, results, round) {
   const kind = kindOf(key);
-  const Q = QUERIES[kind];
-  for (const workload of ["nested", "mix"]) {
+  for (const workload of WORKLOADS) {
     const server = await startServer(key);
     try {
       const token = kind === "orgql" ? await logIn(server, SHAPE.viewer) : null;
-      let files;
-      let bytes;
-      if (workload === "nested") {
-        files = [bodyFile(`${kind}-nested`, Q.nested)];
-        bytes = await check(server, { query: Q.nested }, token, EXPECTED_NESTED, (d) =>
-          nestedShape(kind, d).sort((a, b) => (a.org < b.org ? -1 : 1)));
-      } else {
-        files = [bodyFile(`${kind}-viewer`, Q.viewer), bodyFile(`${kind}-members`, Q.members)];
-        await check(server, { query: Q.members }, token, EXPECTED_MEMBERS, (d) => membersShape(kind, d));
-        const v = await post(server.url, { query: Q.viewer }, token);
-        if (v.json?.errors || !JSON.stringify(v.json).includes(`"${SHAPE.viewer}"`)) {
-          throw new Error(`${key}: viewer query failed: ${JSON.stringify(v.json ?? v.text)}`);
-        }
-        bytes = null;
-      }
+      const names = WORKLOAD_DEFS[workload].queries;
+      const files = names.map((name) => bodyFile(`${kind}-${name}`, QUERIES[kind][name]));
+      const sizes = [];
+      for (const name of names) sizes.push(await checkQuery(server, kind, name, token));
+      const bytes = sizes.length === 1 ? sizes[0] : null; // a mix has no one answer size
       const label = `${SERVERS[key].label} (${SERVERS[key].db}) ${workload}, round ${round}/${ROUNDS}`;
       const r = await measure(server, files, token, label);
-      results.push({ key, workload, round, server: SERVERS[key].label, db: SERVERS[key].db, responseBytes: bytes, ...r });
+      results.push({ key, workload, round, server: SERVERS[key].label, db: SERVERS[key].db, variant: SERVERS[key].variant?.label ?? null,
+        responseBytes: bytes, ...r });
     } finally {
       await stopServer(server);
     }
@@ -382,9 +448,10 @@ async function runKeyset(key, results) {
       const want = JSON.stringify(Array.from({ length: 20 }, (_, i) => SHAPE.keysetUser(position + 1 + i)));
       await check(server, { query: QUERIES.orgql.keyset, variables }, token, want, (d) => membersShape("orgql", d));
       const file = bodyFile(`keyset-${org}`, QUERIES.orgql.keyset, variables);
-      const label = `orgql (${SERVERS[key].db}) members(first: 20, after: <${afterKey}>) in ${size.toLocaleString("en")} members`;
+      const label = `${SERVERS[key].label} (${SERVERS[key].db}) members(first: 20, after: <${afterKey}>) in ${size.toLocaleString("en")} members`;
       const r = await measure(server, [file], token, label);
-      results.push({ key, workload: `keyset-${size}`, server: "orgql", db: SERVERS[key].db, members: size, afterKey, ...r });
+      results.push({ key, workload: `keyset-${size}`, server: SERVERS[key].label, db: SERVERS[key].db, variant: SERVERS[key].variant.label,
+        members: size, afterKey, ...r });
     }
   } finally {
     await stopServer(server);
@@ -401,6 +468,15 @@ function machine() {
       return "?";
     }
   };
+  // A Node server's version, or "?" when it is not installed (a run with BENCH_ONLY=orgql-…
+  // started without bench/run.sh's npm ci).
+  const version = (pkg) => {
+    try {
+      return JSON.parse(readFileSync(join(BENCH, pkg, "package.json"), "utf8")).version;
+    } catch {
+      return "?";
+    }
+  };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   const mem = /MemTotal:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))[1];
   return {
@@ -409,16 +485,19 @@ function machine() {
     cpu,
     memory: `${(Number(mem) / 1024 / 1024).toFixed(1)} GiB`,
     rustc: line("rustc", ["--version"]),
-    orgql: `${line(ORGQL_BIN, ["--version"])} (commit ${line("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"])}` +
-      `${line("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "entity", "migration", "Cargo.toml", "Cargo.lock"]) ? ", with uncommitted changes" : ""})`,
+    // The working tree's commit: what target/release/orgql was built from, not necessarily
+    // what another variant's binary was.
+    commit: `${line("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"])}` +
+      `${line("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "entity", "migration", "Cargo.toml", "Cargo.lock"]) ? ", with uncommitted changes" : ""}`,
+    variants: VARIANTS.map((v) => ({ ...v, version: line(v.bin, ["--version"]).split("\n")[0], built: statSync(v.bin).mtime.toISOString().slice(0, 16).replace("T", " ") })),
     node: process.version,
     postgres: psql("postgres", "SHOW server_version"),
     sqlite: `${line("sqlite3", ["--version"]).split(" ")[0]} (CLI, seeding only; orgql links its own)`,
     wrk: line("sh", ["-c", "wrk -v 2>&1 | head -1"]),
-    postgraphile: JSON.parse(readFileSync(join(BENCH, "postgraphile/node_modules/postgraphile/package.json"), "utf8")).version,
-    apollo: JSON.parse(readFileSync(join(BENCH, "apollo/node_modules/@apollo/server/package.json"), "utf8")).version,
-    dataloader: JSON.parse(readFileSync(join(BENCH, "apollo/node_modules/dataloader/package.json"), "utf8")).version,
-    pg: JSON.parse(readFileSync(join(BENCH, "apollo/node_modules/pg/package.json"), "utf8")).version,
+    postgraphile: version("postgraphile/node_modules/postgraphile"),
+    apollo: version("apollo/node_modules/@apollo/server"),
+    dataloader: version("apollo/node_modules/dataloader"),
+    pg: version("apollo/node_modules/pg"),
   };
 }
 
@@ -426,6 +505,14 @@ const ms = (us) => (us / 1000).toFixed(2);
 const mib = (kib) => (kib / 1024).toFixed(1);
 
 const cpuMs = (v) => (v == null ? "—" : v.toFixed(2));
+
+// One variant in a line: label, binary, its --version and build time, env and flags.
+function describeVariant(v, markdown = false) {
+  const c = (x) => (markdown ? `\`${x}\`` : x);
+  const envs = Object.entries(v.env).map(([k, x]) => c(`${k}=${x}`)).join(" ");
+  return `${markdown ? `**${v.label}**` : `"${v.label}"`}: ${c(v.bin)} — ${v.version}, built ${v.built} UTC; ` +
+    `env ${envs || "(none added)"}; flags ${[...ORGQL_FLAGS, ...v.flags].map(c).join(" ") || "(none added)"}`;
+}
 
 // Each (server, workload)'s median round by req/s, with every round's req/s in `rounds`.
 function medians(results) {
@@ -443,37 +530,52 @@ function medians(results) {
   return out;
 }
 
+// With 2+ variants, each row's req/s relative to the first variant on the same workload and
+// database (PostGraphile and Apollo: relative to it on PostgreSQL, their database).
+const COMPARE = VARIANTS.length > 1;
+function vsFirst(results, r, workload) {
+  const base = results.find((x) => x.workload === workload && x.key === orgqlKey(FIRST, r.db === "SQLite" ? "orgql-sqlite" : "orgql-pg"));
+  return base ? `${(r.rps / base.rps).toFixed(2)}×` : "—";
+}
+
+// One block of rows per workload, the workload named on its first row; `blocks` gives each
+// block's rows apart (the console separates them by a blank line).
 function table(results, markdown) {
   const head = ["workload", "server", "database", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "vs PostGraphile",
-    "server CPU ms/req", "PostgreSQL CPU ms/req", "failed", "req/s by round"];
+    ...(COMPARE ? [`vs ${FIRST.label}`] : []), "server CPU ms/req", "PostgreSQL CPU ms/req", "failed", "req/s by round"];
   if (markdown) head.push("other CPU %");
-  const rows = [head];
-  for (const workload of ["nested", "mix"]) {
+  const blocks = [];
+  for (const workload of WORKLOADS) {
     const base = results.find((r) => r.workload === workload && r.key === "postgraphile");
-    for (const r of results.filter((x) => x.workload === workload)) {
+    const block = results.filter((x) => x.workload === workload).map((r, i) => {
       const row = [
-        workload === "nested" ? "nested (20 orgs × 50 members + 20 datasets)" : "small mix (viewer; 20 members)",
+        i === 0 ? WORKLOAD_DEFS[workload].title : "",
         r.server, r.db, r.rps.toFixed(1), ms(r.p50_us), ms(r.p99_us), mib(r.peakRssKiB),
-        base ? `${(r.rps / base.rps).toFixed(2)}×` : "—", cpuMs(r.serverCpuMsPerReq), cpuMs(r.pgCpuMsPerReq), String(r.failed),
+        base ? `${(r.rps / base.rps).toFixed(2)}×` : "—", ...(COMPARE ? [vsFirst(results, r, workload)] : []),
+        cpuMs(r.serverCpuMsPerReq), cpuMs(r.pgCpuMsPerReq), String(r.failed),
         r.rounds.map((x) => x.toFixed(0)).join(" / "),
       ];
       if (markdown) row.push(r.otherCpuPct.toFixed(0));
-      rows.push(row);
-    }
+      return row;
+    });
+    if (block.length) blocks.push(block);
   }
-  return rows;
+  return { head, blocks, rows: [head, ...blocks.flat()] };
 }
 
+// Every variant's keyset runs; with 2+ variants a server column and "vs <first>" (req/s
+// relative to the first variant on the same page and database) are added.
 function keysetTable(results, markdown) {
-  const head = ["database", "organization", "page", "req/s", "p50 ms", "p99 ms", "p50 vs 100-member page",
-    "server CPU ms/req", "PostgreSQL CPU ms/req", "failed"];
+  const head = ["database", ...(COMPARE ? ["server"] : []), "organization", "page", "req/s", "p50 ms", "p99 ms", "p50 vs 100-member page",
+    ...(COMPARE ? [`vs ${FIRST.label}`] : []), "server CPU ms/req", "PostgreSQL CPU ms/req", "failed"];
   if (markdown) head.push("other CPU %");
   const rows = [head];
   for (const db of ["PostgreSQL", "SQLite"]) {
-    const small = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetSmallMembers}`);
     for (const r of results.filter((x) => x.db === db && x.workload.startsWith("keyset-"))) {
-      const row = [db, `${r.members.toLocaleString("en")} members`, `first: 20 after ${r.afterKey}`, r.rps.toFixed(1),
+      const small = results.find((x) => x.key === r.key && x.workload === `keyset-${SHAPE.keysetSmallMembers}`);
+      const row = [db, ...(COMPARE ? [r.server] : []), `${r.members.toLocaleString("en")} members`, `first: 20 after ${r.afterKey}`, r.rps.toFixed(1),
         ms(r.p50_us), ms(r.p99_us), small ? `${(r.p50_us / small.p50_us).toFixed(2)}×` : "—",
+        ...(COMPARE ? [vsFirst(results, r, r.workload)] : []),
         cpuMs(r.serverCpuMsPerReq), cpuMs(r.pgCpuMsPerReq), String(r.failed)];
       if (markdown) row.push(r.otherCpuPct.toFixed(0));
       rows.push(row);
@@ -482,42 +584,50 @@ function keysetTable(results, markdown) {
   return rows;
 }
 
-function render(rows, markdown) {
+// `blocks` (console only): groups of rows after the head, a blank line between them.
+function render(rows, markdown, blocks = null) {
   if (markdown) {
     return [rows[0], rows[0].map(() => "---"), ...rows.slice(1)].map((r) => `| ${r.join(" | ")} |`).join("\n");
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ")).join("\n");
+  const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  if (!blocks) return rows.map(line).join("\n");
+  return `${line(rows[0])}\n${blocks.map((b) => b.map(line).join("\n")).join("\n\n")}`;
 }
 
+// The issue's targets, for one orgql: the last variant (with a before/after comparison, the
+// "after"). Only for nested and mix, the workloads the issue names.
 function targets(results) {
   const get = (key, workload) => results.find((r) => r.key === key && r.workload === workload);
+  const pgKey = orgqlKey(LAST, "orgql-pg");
+  const sqliteKey = orgqlKey(LAST, "orgql-sqlite");
+  const name = SERVERS[pgKey].label;
   const out = [];
   for (const w of ["nested", "mix"]) {
     const pgl = get("postgraphile", w);
-    const o = get("orgql-pg", w);
-    const s = get("orgql-sqlite", w);
+    const o = get(pgKey, w);
+    const s = get(sqliteKey, w);
     if (pgl && o) {
       const ratio = o.rps / pgl.rps;
       // What this machine allows at best: its cores spent only on PostgreSQL and wrk.
       const ceiling = (os.cpus().length * 1000) / (o.pgCpuMsPerReq + o.wrkCpuMsPerReq);
-      out.push(`${ratio >= 5 && o.p99_us < pgl.p99_us && o.peakRssKiB < pgl.peakRssKiB ? "MET   " : "MISSED"} ${w}: orgql on PostgreSQL ≥ 5× PostGraphile's req/s with lower p99 and peak RSS ` +
+      out.push(`${ratio >= 5 && o.p99_us < pgl.p99_us && o.peakRssKiB < pgl.peakRssKiB ? "MET   " : "MISSED"} ${w}: ${name} on PostgreSQL ≥ 5× PostGraphile's req/s with lower p99 and peak RSS ` +
         `(${ratio.toFixed(2)}×; p99 ${ms(o.p99_us)} vs ${ms(pgl.p99_us)} ms; RSS ${mib(o.peakRssKiB)} vs ${mib(pgl.peakRssKiB)} MiB; ` +
-        `CPU/req orgql ${cpuMs(o.serverCpuMsPerReq)} vs PostGraphile ${cpuMs(pgl.serverCpuMsPerReq)} ms, PostgreSQL ${cpuMs(o.pgCpuMsPerReq)} vs ${cpuMs(pgl.pgCpuMsPerReq)} ms; ` +
-        `5× would be ${(5 * pgl.rps).toFixed(0)} req/s, and with orgql costing no CPU at all this machine's ${os.cpus().length} cores, ` +
+        `CPU/req ${name} ${cpuMs(o.serverCpuMsPerReq)} vs PostGraphile ${cpuMs(pgl.serverCpuMsPerReq)} ms, PostgreSQL ${cpuMs(o.pgCpuMsPerReq)} vs ${cpuMs(pgl.pgCpuMsPerReq)} ms; ` +
+        `5× would be ${(5 * pgl.rps).toFixed(0)} req/s, and with ${name} costing no CPU at all this machine's ${os.cpus().length} cores, ` +
         `shared with PostgreSQL (${cpuMs(o.pgCpuMsPerReq)} ms/req) and wrk (${cpuMs(o.wrkCpuMsPerReq)} ms/req), allow ~${ceiling.toFixed(0)} req/s)`);
     }
     if (o && s) {
-      out.push(`${s.rps >= o.rps ? "MET   " : "MISSED"} ${w}: orgql on SQLite at least as fast as on PostgreSQL ` +
+      out.push(`${s.rps >= o.rps ? "MET   " : "MISSED"} ${w}: ${name} on SQLite at least as fast as on PostgreSQL ` +
         `(${s.rps.toFixed(1)} vs ${o.rps.toFixed(1)} req/s)`);
     }
   }
-  for (const db of ["PostgreSQL", "SQLite"]) {
-    const small = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetSmallMembers}`);
-    const large = results.find((r) => r.db === db && r.workload === `keyset-${SHAPE.keysetLargeMembers}`);
+  for (const [db, key] of [["PostgreSQL", pgKey], ["SQLite", sqliteKey]]) {
+    const small = get(key, `keyset-${SHAPE.keysetSmallMembers}`);
+    const large = get(key, `keyset-${SHAPE.keysetLargeMembers}`);
     if (small && large) {
       const f = large.p50_us / small.p50_us;
-      out.push(`${f <= 2 ? "MET   " : "MISSED"} keyset (${db}): the 100,000-member page within 2× of the 100-member page ` +
+      out.push(`${f <= 2 ? "MET   " : "MISSED"} keyset (${COMPARE ? `${name}, ` : ""}${db}): the 100,000-member page within 2× of the 100-member page ` +
         `(p50 ${ms(large.p50_us)} vs ${ms(small.p50_us)} ms = ${f.toFixed(2)}×; req/s ${large.rps.toFixed(1)} vs ${small.rps.toFixed(1)})`);
     }
   }
@@ -529,6 +639,8 @@ function targets(results) {
 const started = new Date();
 const m = machine();
 log(`machine: ${m.uname}; ${m.nproc} cores; ${m.memory}`);
+for (const v of m.variants) log(`orgql variant ${describeVariant(v)}`);
+log(`workloads: ${WORKLOADS.join(", ")}`);
 const before = await otherLoad(2000);
 log(`other processes' CPU before the run: ${before.otherPct.toFixed(0)}%`);
 
@@ -540,22 +652,26 @@ log(`data: ${JSON.stringify(dataCounts)}`);
 
 const results = [];
 const failures = [];
-// Rounds interleave the servers (PostGraphile, Apollo, orgql, orgql, then again), so that a
-// change in the machine's speed over minutes — seen here: the same binary 30% apart from one
-// minute to the next — falls on every server alike; each server's median round is reported.
+const failed = new Set(); // servers that failed once: not run again in later rounds
+// Rounds interleave the servers (PostGraphile, Apollo, each orgql variant on PostgreSQL, each
+// on SQLite, then again), so that a change in the machine's speed over minutes — seen here:
+// the same binary 30% apart from one minute to the next — falls on every server alike; each
+// server's median round is reported.
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const key of ["postgraphile", "apollo", "orgql-pg", "orgql-sqlite"]) {
-    if (!want(key) || failures.some((f) => f.startsWith(`${key}:`))) continue;
+  for (const key of Object.keys(SERVERS)) {
+    if (!want(baseOf(key)) || failed.has(key)) continue;
     try {
       await runServer(key, results, round);
     } catch (e) {
       log(`FAILED ${key}: ${e.message}`);
       failures.push(`${key}: ${e.message}`);
+      failed.add(key);
     }
   }
 }
+// Every variant, made once each (the keyset runs are a check of scaling, not a comparison).
 if (want("keyset")) {
-  for (const key of ["orgql-pg", "orgql-sqlite"]) {
+  for (const key of [...VARIANTS.map((v) => orgqlKey(v, "orgql-pg")), ...VARIANTS.map((v) => orgqlKey(v, "orgql-sqlite"))]) {
     try {
       await runKeyset(key, results);
     } catch (e) {
@@ -569,11 +685,13 @@ const summary = medians(results);
 const main = table(summary, false);
 const keyset = keysetTable(summary, false);
 const goals = targets(summary);
+const targetsFor = COMPARE ? ` — for the last variant, "${LAST.label}"` : "";
 console.log(`\norgql benchmark — wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s measured per run, each server alone; median of ${ROUNDS} interleaved rounds\n`);
-console.log(render(main, false));
+if (COMPARE) console.log(`orgql variants:\n${m.variants.map((v) => `  ${describeVariant(v)}`).join("\n")}\n`);
+console.log(render(main.rows, false, main.blocks));
 console.log(`\nKeyset pagination (orgql): members(first: 20, after: <cursor at 3/4 of the list>)\n`);
 console.log(render(keyset, false));
-console.log(`\nTargets (reported, not asserted):\n${goals.map((g) => `  ${g}`).join("\n")}`);
+console.log(`\nTargets (reported, not asserted)${targetsFor}:\n${goals.map((g) => `  ${g}`).join("\n")}`);
 if (failures.length) console.log(`\nFAILURES:\n${failures.map((f) => `  ${f}`).join("\n")}`);
 
 const maxOther = Math.max(0, ...results.map((r) => r.otherCpuPct));
@@ -591,14 +709,20 @@ ${WARMUP} s warm-up then ${DURATION} s measured per row; each server runs alone 
 restarted for each workload, so "peak RSS" (VmHWM of the server process; PostgreSQL's own
 memory is not counted) covers one warm-up and one measured run. "failed" counts socket
 errors, non-200 answers and answers carrying GraphQL \`errors\`. "vs PostGraphile" is req/s
-relative to PostGraphile on the same workload. The nested and mix runs were made in ${ROUNDS}
+relative to PostGraphile on the same workload.${COMPARE ? ` "vs ${FIRST.label}" is req/s relative to the
+first orgql variant, "${FIRST.label}", on the same workload and database (PostGraphile's and Apollo's
+rows: relative to it on PostgreSQL).` : ""} Every workload (${WORKLOADS.join(", ")}) was run in ${ROUNDS}
 rounds, the servers interleaved in each (so that a drift in the machine's speed falls on all
 of them alike); each row is the server's median round, and "req/s by round" lists every
-round. The keyset runs were made once.
+round. The keyset runs were made once${COMPARE ? " per variant" : ""}.
 
+## orgql ${COMPARE ? "variants (\`BENCH_ORGQL\`)" : "binary"}
+
+${m.variants.map((v) => `- ${describeVariant(v, true)}`).join("\n")}
+${COMPARE ? `\nThe targets below are those of the last variant, "${LAST.label}".\n` : ""}
 ## Results
 
-${render(table(summary, true), true)}
+${render(table(summary, true).rows, true)}
 
 ### Keyset pagination at scale (orgql)
 
@@ -616,7 +740,7 @@ ${failures.length ? `\n### Failures\n\n${failures.map((f) => `- ${f}`).join("\n"
 - \`uname -a\`: ${m.uname}
 - \`nproc\`: ${m.nproc}; CPU: ${m.cpu}; memory: ${m.memory}
 - wrk, the servers and PostgreSQL ${DB === "orgql_bench" ? "" : `(database ${DB}) `}share these cores.
-- orgql: ${m.orgql}, release build; ${m.rustc}
+- orgql: release build${VARIANTS.length > 1 ? "s" : ""} (see above); working tree at commit ${m.commit}; ${m.rustc}
 - PostgreSQL ${m.postgres}; SQLite: ${m.sqlite}
 - Node ${m.node}; PostGraphile ${m.postgraphile}; @apollo/server ${m.apollo}, dataloader ${m.dataloader}, pg ${m.pg}
 - ${m.wrk}

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The orgql benchmark, in one command:  bench/run.sh
-# Builds orgql (release), installs the two Node comparison servers from their lockfiles,
-# seeds PostgreSQL and SQLite through orgql's API, runs wrk against each server alone, prints
-# the table and writes it to bench/results/<date>.md. Options: see bench/README.md.
+# Builds orgql (release; not when ORGQL_BIN or BENCH_ORGQL names the binaries), installs the
+# two Node comparison servers from their lockfiles, seeds PostgreSQL and SQLite through orgql's
+# API, runs wrk against each server alone, prints the table and writes it to
+# bench/results/<date>.md. Options: see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# cargo only when this script builds orgql (neither ORGQL_BIN nor BENCH_ORGQL given)
+build=0
+tools=(node npm wrk psql sqlite3)
+if [[ -z "${ORGQL_BIN:-}" && -z "${BENCH_ORGQL:-}" ]]; then
+  build=1
+  tools=(cargo "${tools[@]}")
+fi
 missing=()
-for tool in cargo node npm wrk psql sqlite3; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -20,7 +28,8 @@ if ! psql -X -q -At "$pg/postgres" -c 'SELECT 1' >/dev/null; then
   exit 2
 fi
 
-if [[ -z "${ORGQL_BIN:-}" ]]; then
+# BENCH_ORGQL names its binaries (built beforehand, e.g. copies of earlier builds): no build
+if ((build)); then
   echo "[bench] cargo build --release" >&2
   cargo build --release --quiet --bin orgql
 fi
