@@ -70,9 +70,9 @@ pub struct TokenKeys {
     ttl_seconds: u64,
     /// Tokens that passed [`TokenKeys::verify`] lately, by their whole text, with their user
     /// and expiry. A client sends the same token with every request, and checking its
-    /// signature (SHA-256) and parsing its claims again was a seventh of a small query's
-    /// instructions. A token gets here only once every check passed, and each use checks its
-    /// expiry again; the keys that verified it do not change while the server runs.
+    /// signature and parsing its claims again is a large part of a small query's work. A
+    /// token gets here only once every check passed, and each use checks its expiry again;
+    /// the keys that verified it do not change while the server runs.
     verified: Arc<Mutex<LruCache<Box<str>, Verified>>>,
 }
 

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Alias, DynIden, Expr, SelectStatement};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{self, Arguments, Database as SqlxDatabase, Encode, Type};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    ExecResult, QueryResult, RuntimeErr, Set, SqliteTransactionMode, Statement, TransactionOptions,
-    Value,
+    ExecResult, IdenStatic, Iterable, QueryResult, RuntimeErr, Set, SqliteTransactionMode,
+    Statement, TransactionOptions, Value,
 };
 
 use entity::server_setting;
@@ -554,6 +555,7 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
 {
     let mut arguments = DB::Arguments::default();
     for value in values {
@@ -566,6 +568,7 @@ where
             })?),
             Value::Bool(Some(v)) => arguments.add(v),
             Value::String(v) => arguments.add(v),
+            Value::Bytes(v) => arguments.add(v),
             other => {
                 return Err(DbErr::Custom(format!(
                     "fetch_all binds no value of this type: {other:?}"
@@ -575,6 +578,25 @@ where
         added.map_err(|err| DbErr::Custom(err.to_string()))?;
     }
     Ok(arguments)
+}
+
+/// Selects every column of `E` from the table aliased `table`, each as `{prefix}{column}`:
+/// what sea-orm's [`FromQueryResult`](sea_orm::FromQueryResult) reads as `E::Model` with
+/// that prefix (no prefix: under the column's own name).
+pub fn select_model<E: EntityTrait>(select: &mut SelectStatement, table: DynIden, prefix: &str) {
+    for column in E::Column::iter() {
+        let name = Alias::new(format!("{prefix}{}", column.as_str()));
+        select.expr_as(Expr::col((table.clone(), column)), name);
+    }
+}
+
+/// `NULL` for every column of `E`, named as [`select_model`] names them: `E`'s place in a row
+/// of a `UNION` branch that has none (read back as `None`).
+pub fn select_nulls<E: EntityTrait>(select: &mut SelectStatement, prefix: &str) {
+    for column in E::Column::iter() {
+        let name = Alias::new(format!("{prefix}{}", column.as_str()));
+        select.expr_as(Expr::null(), name);
+    }
 }
 
 /// Whether the database answers (for `/health`).

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use async_graphql::dataloader::Loader;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
 use crate::db::{Held, QueryConnections, Reader};
 use crate::eager::Eager;
 use crate::error::ApiError;
-use crate::pages::{ByPosition, MemberPage, Sql};
+use crate::pages::MemberPage;
 
 /// The loaders' error: shared, because one batch answers many callers.
 pub type LoadError = Arc<ApiError>;
@@ -226,38 +226,37 @@ fn distinct<T: Copy + Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
 }
 
 impl DbLoader {
-    /// The rows of `table` whose `column` is one of `ids`, keyed by `key`.
-    async fn rows_by_id<M: ByPosition, K: Eq + std::hash::Hash>(
+    /// The rows of `E` whose `column` is one of `ids`, keyed by `key`.
+    async fn rows_by_id<E: EntityTrait, K: Eq + std::hash::Hash>(
         &self,
-        (table, column): (&str, &str),
+        column: E::Column,
         ids: impl Iterator<Item = i64>,
-        key: impl Fn(&M) -> K,
-    ) -> Result<HashMap<K, M>, LoadError> {
-        let mut sql = Sql::new(self.db.get_database_backend());
-        sql.select_where::<M>(table)
-            .push(&format!("r.{column} IN "))
-            .bind_list(&distinct(ids));
-        let rows = sql.fetch(&self.reader(), M::read).await.map_err(db_error)?;
+        key: impl Fn(&E::Model) -> K,
+    ) -> Result<HashMap<K, E::Model>, LoadError> {
+        let rows = E::find()
+            .filter(column.is_in(distinct(ids)))
+            .all(&self.reader())
+            .await
+            .map_err(db_error)?;
         Ok(rows.into_iter().map(|r| (key(&r), r)).collect())
     }
 
-    /// The rows of `table` for pairs of ids in its `left` and `right` columns: one query for
+    /// The rows of `E` for pairs of ids in its `left` and `right` columns: one query for
     /// the cross product of both sides' ids, filtered to the asked pairs (the product is
     /// small: one side is almost always the viewer alone).
-    async fn rows_by_pair<M: ByPosition, K: Eq + std::hash::Hash>(
+    async fn rows_by_pair<E: EntityTrait, K: Eq + std::hash::Hash>(
         &self,
-        (table, left, right): (&str, &str, &str),
+        (left, right): (E::Column, E::Column),
         keys: &[K],
         sides: impl Fn(&K) -> (i64, i64),
-        key: impl Fn(&M) -> K,
-    ) -> Result<HashMap<K, M>, LoadError> {
-        let mut sql = Sql::new(self.db.get_database_backend());
-        sql.select_where::<M>(table)
-            .push(&format!("r.{left} IN "))
-            .bind_list(&distinct(keys.iter().map(|k| sides(k).0)))
-            .push(&format!(" AND r.{right} IN "))
-            .bind_list(&distinct(keys.iter().map(|k| sides(k).1)));
-        let rows = sql.fetch(&self.reader(), M::read).await.map_err(db_error)?;
+        key: impl Fn(&E::Model) -> K,
+    ) -> Result<HashMap<K, E::Model>, LoadError> {
+        let rows = E::find()
+            .filter(left.is_in(distinct(keys.iter().map(|k| sides(k).0))))
+            .filter(right.is_in(distinct(keys.iter().map(|k| sides(k).1))))
+            .all(&self.reader())
+            .await
+            .map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|r| (key(&r), r))
@@ -267,16 +266,16 @@ impl DbLoader {
 }
 
 /// `impl Loader<$key> for DbLoader`, loading `$entity` rows by the id in `$key.0`, which
-/// is their column `$field`.
+/// is their column `$column` (field `$field`).
 macro_rules! by_id {
-    ($key:ident, $entity:ident, $field:ident) => {
+    ($key:ident, $entity:ident, $column:ident, $field:ident) => {
         impl Loader<$key> for DbLoader {
             type Value = $entity::Model;
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Self::Error> {
-                self.rows_by_id(
-                    (stringify!($entity), stringify!($field)),
+                self.rows_by_id::<$entity::Entity, _>(
+                    $entity::Column::$column,
                     keys.iter().map(|k| k.0),
                     |r: &$entity::Model| $key(r.$field),
                 )
@@ -286,10 +285,10 @@ macro_rules! by_id {
     };
 }
 
-by_id!(AccountId, account, id);
-by_id!(UserRowId, user_account, account_id);
-by_id!(OrganizationRowId, organization, account_id);
-by_id!(DatasetId, dataset, id);
+by_id!(AccountId, account, Id, id);
+by_id!(UserRowId, user_account, AccountId, account_id);
+by_id!(OrganizationRowId, organization, AccountId, account_id);
+by_id!(DatasetId, dataset, Id, id);
 
 impl Loader<MembershipKey> for DbLoader {
     type Value = membership::Model;
@@ -299,8 +298,11 @@ impl Loader<MembershipKey> for DbLoader {
         &self,
         keys: &[MembershipKey],
     ) -> Result<HashMap<MembershipKey, Self::Value>, Self::Error> {
-        self.rows_by_pair(
-            ("membership", "organization_id", "user_id"),
+        self.rows_by_pair::<membership::Entity, _>(
+            (
+                membership::Column::OrganizationId,
+                membership::Column::UserId,
+            ),
             keys,
             |k| (k.organization_id, k.user_id),
             |r: &membership::Model| MembershipKey {
@@ -320,8 +322,11 @@ impl Loader<CollaboratorKey> for DbLoader {
         &self,
         keys: &[CollaboratorKey],
     ) -> Result<HashMap<CollaboratorKey, Self::Value>, Self::Error> {
-        self.rows_by_pair(
-            ("collaborator", "dataset_id", "user_id"),
+        self.rows_by_pair::<collaborator::Entity, _>(
+            (
+                collaborator::Column::DatasetId,
+                collaborator::Column::UserId,
+            ),
             keys,
             |k| (k.dataset_id, k.user_id),
             |r: &collaborator::Model| CollaboratorKey {

@@ -6,10 +6,10 @@ use orgql::config::Config;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: less CPU per allocation than glibc's malloc for async-graphql's many small,
-/// short-lived allocations (about 40% more nested-dashboard requests per second here). Built
-/// with its `override` feature it is also the C `malloc` of the process, which SQLite uses:
-/// glibc's malloc was ~15% of orgql's CPU on SQLite (sqlx copies every column value of every
-/// row on its worker thread and frees it on tokio's), about 12% fewer nested requests.
+/// short-lived allocations. Built with its `override` feature it is also the C `malloc` of
+/// the process, which SQLite uses: sqlx copies every column value of every row on its worker
+/// thread and frees it on tokio's, where glibc's arenas contend. (`bench/README.md` has the
+/// figures.)
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,7 +1,14 @@
-//! The permission tables of API.md, as code. Pure functions, tested cell by cell; every guard
-//! and every domain function asks these and nothing else.
+//! The permission tables of API.md, as code. Pure functions, tested cell by cell; every
+//! domain function asks these and nothing else. Where SQL must apply a rule to many rows at
+//! once (which datasets a viewer may see, in every page of datasets), the condition is
+//! written here too, from the same functions ([`visible_datasets`]), and a test compares
+//! what the SQL returns with what these functions allow.
+
+use sea_orm::sea_query::{Condition, DynIden, Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, Iterable};
 
 use entity::roles::{DatasetRole, OrganizationRole};
+use entity::{collaborator, dataset, membership};
 
 /// Something one may do to an organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +39,12 @@ pub fn org_allows(role: Option<OrganizationRole>, action: OrgAction) -> bool {
             role == Some(OrganizationRole::Admin)
         }
     }
+}
+
+/// Whether a member with organization role `role` acts as `ADMIN` on the organization's
+/// datasets (API.md, "Effective role"): its admins do.
+pub fn administers_datasets(role: Option<OrganizationRole>) -> bool {
+    role == Some(OrganizationRole::Admin)
 }
 
 /// Something one may do to a dataset.
@@ -91,6 +104,60 @@ pub fn may_move_or_delete(
 ) -> bool {
     dataset_allows(role, false, DatasetAction::Delete)
         && (!owned_by_organization || administers_owner)
+}
+
+/// The condition under which the viewer (`None`: anonymous) may see a row of `dataset`
+/// aliased `table`: [`dataset_allows`]`(effective role, public, See)`, written as SQL from
+/// the functions above. Public datasets when a dataset's being public lets anyone see it;
+/// datasets the viewer owns or whose owning organization they administer (they act as
+/// [`effective_dataset_role`]`(true, …)`), and datasets where their collaborator role sees
+/// a private dataset.
+pub fn visible_datasets(viewer: Option<i64>, table: DynIden) -> Condition {
+    let column = |c: dataset::Column| Expr::col((table.clone(), c));
+    let mut visible = Condition::any();
+    if dataset_allows(None, true, DatasetAction::See) {
+        visible = visible.add(column(dataset::Column::Public).eq(true));
+    }
+    let Some(viewer) = viewer else {
+        return visible;
+    };
+    if dataset_allows(
+        effective_dataset_role(true, None),
+        false,
+        DatasetAction::See,
+    ) {
+        visible = visible.add(column(dataset::Column::OwnerId).eq(viewer));
+        let administering: Vec<OrganizationRole> = OrganizationRole::iter()
+            .filter(|role| administers_datasets(Some(*role)))
+            .collect();
+        visible = visible.add(
+            column(dataset::Column::OwnerId).in_subquery(
+                Query::select()
+                    .column(membership::Column::OrganizationId)
+                    .from(membership::Entity)
+                    .and_where(membership::Column::UserId.eq(viewer))
+                    .and_where(membership::Column::Role.is_in(administering))
+                    .to_owned(),
+            ),
+        );
+    }
+    let seeing: Vec<DatasetRole> = DatasetRole::iter()
+        .filter(|role| dataset_allows(Some(*role), false, DatasetAction::See))
+        .collect();
+    if !seeing.is_empty() {
+        let mut collaborations = Query::select();
+        collaborations
+            .column(collaborator::Column::DatasetId)
+            .from(collaborator::Entity)
+            .and_where(collaborator::Column::UserId.eq(viewer));
+        // Every role sees (API.md): no condition on the role, which would only cost a read
+        // of it per entry.
+        if seeing.len() < DatasetRole::iter().count() {
+            collaborations.and_where(collaborator::Column::Role.is_in(seeing));
+        }
+        visible = visible.add(column(dataset::Column::Id).in_subquery(collaborations));
+    }
+    visible
 }
 
 /// Whether an actor with effective role `actor` may change a collaborator's role from `from`

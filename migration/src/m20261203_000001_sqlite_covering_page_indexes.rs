@@ -3,9 +3,8 @@
 //! SQLite has no `INCLUDE`, so the second migration left its page indexes as they were: a
 //! page of members was a range scan of `(organization_id, username_key)` and then, for every
 //! row, a look-up of the row in the table. An index on the key columns followed by every
-//! other column of the page answers the page from the index alone ("USING COVERING INDEX"):
-//! 3.6% fewer instructions per dashboard request on SQLite (1,000 members and 400 datasets'
-//! worth of collaborators in one request). The unique page indexes stay as they are (they
+//! other column of the page answers the page from the index alone ("USING COVERING INDEX").
+//! The unique page indexes stay as they are (they
 //! keep the key unique); these sit beside them. PostgreSQL's page indexes already cover
 //! their pages: nothing changes there.
 

@@ -7,19 +7,19 @@ pub use graphql::{AccountMutation, AccountQuery, User};
 use std::net::IpAddr;
 
 use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden, JoinType, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DeriveIden, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 
 use entity::roles::AccountKind;
 use entity::{account, user_account};
 
 use crate::auth;
-use crate::db::write_tx;
+use crate::db::{select_model, write_tx};
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{Email, Password, Username, username_key};
-use crate::pages::Sql;
 use crate::ratelimit::RateLimits;
 
 /// Creates a user. Sign-ups are limited per client address (`RATE_LIMITED`). A username
@@ -89,31 +89,48 @@ pub async fn insert_account(
     .map_err(|e| conflict_on_unique(e, format!("username '{}' is taken", username.as_str())))
 }
 
+/// The aliases and result-column prefixes of [`user_by_id`]'s statement.
+#[derive(Clone, Copy, DeriveIden)]
+enum As {
+    A,
+    U,
+}
+
 /// The account of user `id`, with its private row when `private` (then in a join: no row
-/// unless both exist), in one statement read by position.
+/// unless both exist), in one statement.
 pub async fn user_by_id(
     db: &impl ConnectionTrait,
     id: i64,
     private: bool,
 ) -> ApiResult<Option<(account::Model, Option<user_account::Model>)>> {
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push("SELECT ").columns::<account::Model>("a");
+    const ACCOUNT: &str = "a_";
+    const PRIVATE: &str = "u_";
+    let mut select = Query::select();
+    select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
+    select
+        .from_as(account::Entity, As::A)
+        .and_where(Expr::col((As::A, account::Column::Id)).eq(id));
     if private {
-        sql.push(", ")
-            .columns::<user_account::Model>("u")
-            .push(" FROM account a JOIN user_account u ON u.account_id = a.id");
-    } else {
-        sql.push(" FROM account a");
+        select_model::<user_account::Entity>(&mut select, As::U.into_iden(), PRIVATE);
+        select.join_as(
+            JoinType::InnerJoin,
+            user_account::Entity,
+            As::U,
+            Expr::col((As::U, user_account::Column::AccountId))
+                .equals((As::A, account::Column::Id)),
+        );
     }
-    sql.push(" WHERE a.id = ").bind(id);
-    let rows = sql
-        .fetch(db, |c| {
-            let account = c.model()?;
-            let row = if private { Some(c.model()?) } else { None };
-            Ok((account, row))
-        })
-        .await?;
-    Ok(rows.into_iter().next())
+    let statement = db.get_database_backend().build(&select);
+    let Some(row) = db.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let account = account::Model::from_query_result(&row, ACCOUNT)?;
+    let private = if private {
+        Some(user_account::Model::from_query_result(&row, PRIVATE)?)
+    } else {
+        None
+    };
+    Ok(Some((account, private)))
 }
 
 /// Checks credentials: `login` is a username or an email. Attempts are limited per account

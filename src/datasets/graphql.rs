@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
-use entity::roles::OrganizationRole;
 use entity::{account, collaborator, dataset};
 
 use crate::accounts::User;
@@ -42,7 +41,7 @@ pub(crate) async fn viewer_dataset_role(
                 user_id: viewer,
             })
             .await?
-            .is_some_and(|m| m.role == OrganizationRole::Admin);
+            .is_some_and(|m| crate::policy::administers_datasets(Some(m.role)));
     let collaborator = if owner_admin {
         None
     } else {

@@ -12,7 +12,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 
-use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
+use entity::roles::{AccountKind, DatasetRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
 use crate::db::write_tx;
@@ -20,7 +20,8 @@ use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{DatasetName, username_key};
 use crate::organizations::{membership, require_user};
 use crate::policy::{
-    DatasetAction, dataset_allows, effective_dataset_role, may_move_or_delete, may_set_collaborator,
+    DatasetAction, administers_datasets, dataset_allows, effective_dataset_role,
+    may_move_or_delete, may_set_collaborator,
 };
 
 /// A dataset with its owner's account.
@@ -70,9 +71,9 @@ async fn owns_or_administers(
 ) -> ApiResult<bool> {
     Ok(match owner.kind {
         AccountKind::User => owner.id == viewer,
-        AccountKind::Organization => membership(db, owner.id, viewer)
-            .await?
-            .is_some_and(|m| m.role == OrganizationRole::Admin),
+        AccountKind::Organization => {
+            administers_datasets(membership(db, owner.id, viewer).await?.map(|m| m.role))
+        }
     })
 }
 

@@ -7,10 +7,10 @@ mod graphql;
 pub use graphql::{Member, Organization, OrganizationMutation, OrganizationQuery};
 
 use chrono::Utc;
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, IntoIden, JoinType, Order, Query, UnionType};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DeriveIden, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Set,
     TransactionTrait,
 };
 
@@ -18,10 +18,9 @@ use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
 use crate::accounts::insert_account;
-use crate::db::write_tx;
+use crate::db::{select_model, select_nulls, write_tx};
 use crate::error::{ApiError, ApiResult};
 use crate::newtypes::{Username, username_key};
-use crate::pages::Sql;
 use crate::policy::{OrgAction, org_allows};
 
 /// The account of the organization named `username` (any case), if there is one.
@@ -44,9 +43,32 @@ pub struct FoundOrganization {
     pub members: Option<Vec<membership::Model>>,
 }
 
+/// The aliases and result-column prefixes of the statements below.
+#[derive(Clone, Copy, DeriveIden)]
+enum As {
+    /// The organization's account.
+    A,
+    /// The viewer's membership.
+    M,
+    /// A membership of the page.
+    P,
+    /// The viewer's membership, as the page's statement finds the organization by it.
+    V,
+    /// The page of members.
+    T,
+    /// The organization's settings row.
+    O,
+}
+
+/// The prefixes under which each part of a row is read.
+const ACCOUNT: &str = "a_";
+const MEMBERSHIP: &str = "m_";
+const PAGE: &str = "t_";
+const SETTINGS: &str = "o_";
+
 /// The organization named `username` (any case), if there is one, with `viewer`'s
 /// membership of it when there is a viewer, in one statement (a LEFT JOIN on the
-/// membership's key), read by position.
+/// membership's key).
 ///
 /// With `members` (a page's `after` key and row limit, as [`crate::pages::MemberPage`]
 /// holds them), the same statement also reads that page of the organization's members when
@@ -60,92 +82,83 @@ pub async fn find_organization_with_membership(
     members: Option<(Option<&str>, u64)>,
 ) -> ApiResult<Option<FoundOrganization>> {
     let key = username_key(username);
-    let kind = AccountKind::Organization.to_value();
-    let mut sql = Sql::new(db.get_database_backend());
     let members = members.zip(viewer);
-    if members.is_some() {
-        sql.push("WITH o AS (SELECT id FROM account WHERE username_key = ")
-            .bind(key.clone())
-            .push(" AND kind = ")
-            .bind(kind.clone())
-            .push(") ");
-    }
-    sql.push("SELECT ").columns::<account::Model>("a");
+    let mut select = Query::select();
+    select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
+    select
+        .from_as(account::Entity, As::A)
+        .and_where(Expr::col((As::A, account::Column::UsernameKey)).eq(key.clone()))
+        .and_where(Expr::col((As::A, account::Column::Kind)).eq(AccountKind::Organization));
     if let Some(viewer) = viewer {
-        sql.push(", ").columns::<membership::Model>("m");
-        if members.is_some() {
-            sql.push(", ").nulls::<membership::Model>();
-        }
-        sql.push(
-            " FROM account a LEFT JOIN membership m ON m.organization_id = a.id AND m.user_id = ",
-        )
-        .bind(viewer);
-    } else {
-        sql.push(" FROM account a");
+        select_model::<membership::Entity>(&mut select, As::M.into_iden(), MEMBERSHIP);
+        select.join_as(
+            JoinType::LeftJoin,
+            membership::Entity,
+            As::M,
+            Condition::all()
+                .add(
+                    Expr::col((As::M, membership::Column::OrganizationId))
+                        .equals((As::A, account::Column::Id)),
+                )
+                .add(Expr::col((As::M, membership::Column::UserId)).eq(viewer)),
+        );
     }
-    sql.push(" WHERE a.username_key = ")
-        .bind(key)
-        .push(" AND a.kind = ")
-        .bind(kind);
     if let Some(((after, limit), viewer)) = members {
-        // The page, only for a member; ordered and limited inside its own derived table.
-        // (The `NULL`s stay outside it: there they take the first branch's column types,
-        // where inside PostgreSQL would make them text.)
-        sql.push(" UNION ALL SELECT ")
-            .nulls::<account::Model>()
-            .push(", ")
-            .nulls::<membership::Model>()
-            .push(", ")
-            .columns::<membership::Model>("t")
-            .push(" FROM (SELECT ")
-            .columns::<membership::Model>("p")
-            // The organization's id, read from the viewer's membership: NULL for a
-            // non-member, which no row matches. One key look-up, before the range scan. (As
-            // an `EXISTS` condition beside the range, SQLite checked it on each row, so a
-            // non-member's request scanned every member after the cursor: 25,000 rows and
-            // 10 ms in the benchmark's 100,000-member organization.)
-            .push(
-                " FROM membership p WHERE p.organization_id = (SELECT v.organization_id \
-                 FROM membership v WHERE v.organization_id = (SELECT id FROM o) AND v.user_id = ",
+        select_nulls::<membership::Entity>(&mut select, PAGE);
+        // The page, only for a member: the organization's id is read from the viewer's
+        // membership (NULL for a non-member, which no row matches), one key look-up before
+        // the range scan. Ordered and limited inside its own derived table; the `NULL`s
+        // stay outside it, where they take the first branch's column types (inside,
+        // PostgreSQL would make them text).
+        let organization = Query::select()
+            .column(account::Column::Id)
+            .from(account::Entity)
+            .and_where(account::Column::UsernameKey.eq(key))
+            .and_where(account::Column::Kind.eq(AccountKind::Organization))
+            .to_owned();
+        let viewers = Query::select()
+            .expr(Expr::col((As::V, membership::Column::OrganizationId)))
+            .from_as(membership::Entity, As::V)
+            .and_where(
+                Expr::col((As::V, membership::Column::OrganizationId)).eq(Expr::from(organization)),
             )
-            .bind(viewer)
-            .push(")");
+            .and_where(Expr::col((As::V, membership::Column::UserId)).eq(viewer))
+            .to_owned();
+        let mut page = Query::select();
+        select_model::<membership::Entity>(&mut page, As::P.into_iden(), "");
+        page.from_as(membership::Entity, As::P).and_where(
+            Expr::col((As::P, membership::Column::OrganizationId)).eq(Expr::from(viewers)),
+        );
         if let Some(after) = after {
-            sql.push(" AND p.username_key > ").bind(after.to_owned());
+            page.and_where(Expr::col((As::P, membership::Column::UsernameKey)).gt(after));
         }
-        // The limit in the text, as the page statements write it (see `pages`).
-        sql.push(&format!(" ORDER BY p.username_key LIMIT {limit}) t"));
+        page.order_by((As::P, membership::Column::UsernameKey), Order::Asc)
+            .limit(limit);
+        let mut rows = Query::select();
+        select_nulls::<account::Entity>(&mut rows, ACCOUNT);
+        select_nulls::<membership::Entity>(&mut rows, MEMBERSHIP);
+        select_model::<membership::Entity>(&mut rows, As::T.into_iden(), PAGE);
+        rows.from_subquery(page, As::T);
+        select.union(UnionType::All, rows);
     }
-    let rows = sql
-        .fetch(db, |c| {
-            let organization: Option<account::Model> = c.optional()?;
-            let membership = if viewer.is_some() {
-                c.optional()?
-            } else {
-                None
-            };
-            let member: Option<membership::Model> = if members.is_some() {
-                c.optional()?
-            } else {
-                None
-            };
-            Ok((organization, membership, member))
-        })
-        .await?;
+    let statement = db.get_database_backend().build(&select);
+    let rows = db.query_all_raw(statement).await?;
     let mut found = None;
     let mut page = Vec::new();
-    for (organization, membership, member) in rows {
-        match (organization, member) {
+    for row in rows {
+        if let Some(organization) = Option::<account::Model>::from_query_result(&row, ACCOUNT)? {
             // At most one: usernames are unique.
-            (Some(organization), _) => {
-                found = Some(FoundOrganization {
-                    organization,
-                    membership,
-                    members: None,
-                })
-            }
-            (None, Some(member)) => page.push(member),
-            (None, None) => {}
+            let membership = match viewer {
+                Some(_) => Option::<membership::Model>::from_query_result(&row, MEMBERSHIP)?,
+                None => None,
+            };
+            found = Some(FoundOrganization {
+                organization,
+                membership,
+                members: None,
+            });
+        } else if let Some(member) = Option::<membership::Model>::from_query_result(&row, PAGE)? {
+            page.push(member);
         }
     }
     if let Some(found) = &mut found
@@ -182,31 +195,45 @@ pub async fn membership(
 
 /// Every membership of a user, ordered by the organization's username, each with its
 /// organization's account and settings row, in one statement (joins on the organization's
-/// id), read by position.
+/// id).
 pub async fn memberships_of_user(
     db: &impl ConnectionTrait,
     user_id: i64,
 ) -> ApiResult<Vec<Member>> {
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push("SELECT ")
-        .columns::<membership::Model>("m")
-        .push(", ")
-        .columns::<account::Model>("a")
-        .push(", ")
-        .columns::<organization::Model>("o")
-        .push(
-            " FROM membership m JOIN account a ON a.id = m.organization_id \
-             LEFT JOIN organization o ON o.account_id = a.id WHERE m.user_id = ",
+    let mut select = Query::select();
+    select_model::<membership::Entity>(&mut select, As::M.into_iden(), MEMBERSHIP);
+    select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
+    select_model::<organization::Entity>(&mut select, As::O.into_iden(), SETTINGS);
+    select
+        .from_as(membership::Entity, As::M)
+        .join_as(
+            JoinType::InnerJoin,
+            account::Entity,
+            As::A,
+            Expr::col((As::A, account::Column::Id))
+                .equals((As::M, membership::Column::OrganizationId)),
         )
-        .bind(user_id)
-        .push(" ORDER BY a.username_key");
-    Ok(sql
-        .fetch(db, |c| {
-            let row = c.model()?;
-            let organization = Organization::with_row(c.model()?, c.optional()?);
-            Ok(Member::with_organization(row, organization))
+        .join_as(
+            JoinType::LeftJoin,
+            organization::Entity,
+            As::O,
+            Expr::col((As::O, organization::Column::AccountId))
+                .equals((As::A, account::Column::Id)),
+        )
+        .and_where(Expr::col((As::M, membership::Column::UserId)).eq(user_id))
+        .order_by((As::A, account::Column::UsernameKey), Order::Asc);
+    let statement = db.get_database_backend().build(&select);
+    let rows = db.query_all_raw(statement).await?;
+    rows.iter()
+        .map(|row| {
+            let membership = membership::Model::from_query_result(row, MEMBERSHIP)?;
+            let organization = Organization::with_row(
+                account::Model::from_query_result(row, ACCOUNT)?,
+                Option::<organization::Model>::from_query_result(row, SETTINGS)?,
+            );
+            Ok(Member::with_organization(membership, organization))
         })
-        .await?)
+        .collect()
 }
 
 /// An organization locked for a membership change, with the viewer's role in it.
