@@ -15,5 +15,6 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod organizations;
+mod policy;
 mod spa;
 mod statements;
