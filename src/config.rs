@@ -105,11 +105,6 @@ pub struct Config {
     #[arg(long, env = "ORGQL_SIGNUP_PER_ADDRESS", default_value_t = 10)]
     pub sign_ups_per_address: u32,
 
-    /// Extra time a DataLoader batch waits for keys after its request's executor has gone
-    /// idle, in microseconds (batches already gather every key of a tick; see `src/tick.rs`).
-    #[arg(long, env = "ORGQL_LOADER_DELAY_US", default_value_t = 0)]
-    pub loader_delay_micros: u64,
-
     /// Origins allowed to call the API from a browser (CORS), e.g.
     /// `https://app.example.com`; repeatable, or comma-separated in the environment. `*`
     /// allows any origin. None: no cross-origin access.

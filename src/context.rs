@@ -23,8 +23,6 @@ pub struct AppState {
     pub statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The pooled connections set aside for queries (see [`crate::db::QueryConnections`]).
     pub query_connections: std::sync::Arc<crate::db::QueryConnections>,
-    /// How long loaders gather keys before a batch runs.
-    pub loader_delay: std::time::Duration,
     /// The allowances of `logIn` and `signUp` attempts.
     pub rate_limits: crate::ratelimit::RateLimits,
     /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).
@@ -60,7 +58,7 @@ pub trait ContextExt {
     /// This request's loaders.
     fn loader(&self) -> &DataLoader<DbLoader>;
     /// Loads `key` through this request's loaders: batched with every load of its kind in
-    /// the same tick. The future is boxed so that the resolvers awaiting it stay small:
+    /// the same tick (see [`crate::tick`]). The future is boxed so that the resolvers awaiting it stay small:
     /// [`crate::eager`] moves every field's resolver future, and a loader call held inline
     /// made each several times larger.
     fn load<K>(&self, key: K) -> BoxFuture<'_, ApiResult<Option<<DbLoader as Loader<K>>::Value>>>

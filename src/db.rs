@@ -44,6 +44,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         // of hanging a request). sea-orm's default, spelled out because recovery relies on it.
         .test_before_acquire(true)
         .sqlx_logging(false)
+        // Every statement orgql prepares is a look-up by key or a keyset range whose best
+        // plan does not depend on the values bound (a page's `LIMIT` among them), so
+        // PostgreSQL may plan each prepared statement once. Without this, a bound `LIMIT`
+        // made it re-plan every execution, which cost more than running the statement.
+        .map_sqlx_postgres_opts(|opts| opts.options([("plan_cache_mode", "force_generic_plan")]))
         .map_sqlx_sqlite_opts(|opts| {
             opts.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)

@@ -93,6 +93,39 @@ pub fn is_request_error(response: &Response) -> bool {
         && response.errors.iter().all(|error| error.path.is_empty())
 }
 
+/// The JSON body of `response`: as async-graphql serializes it, but a request that never
+/// executed has no `data` entry at all ([`is_request_error`]).
+pub fn body(response: &BatchResponse) -> Vec<u8> {
+    /// A response that never executed: its errors (and extensions) only.
+    #[derive(serde::Serialize)]
+    struct RequestError<'a> {
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+        errors: &'a [async_graphql::ServerError],
+    }
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Body<'a> {
+        Executed(&'a Response),
+        Refused(RequestError<'a>),
+    }
+    fn body(r: &Response) -> Body<'_> {
+        if is_request_error(r) {
+            Body::Refused(RequestError {
+                extensions: &r.extensions,
+                errors: &r.errors,
+            })
+        } else {
+            Body::Executed(r)
+        }
+    }
+    let written = match response {
+        BatchResponse::Single(r) => serde_json::to_vec(&body(r)),
+        BatchResponse::Batch(rs) => serde_json::to_vec(&rs.iter().map(body).collect::<Vec<_>>()),
+    };
+    written.expect("a GraphQL response serializes to JSON")
+}
+
 /// Whether a POST's `Content-Type` is JSON: `application/json`, any case, with no
 /// `charset` but UTF-8.
 pub fn is_json_content_type(headers: &HeaderMap) -> bool {

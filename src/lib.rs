@@ -12,7 +12,6 @@ pub mod eager;
 pub mod error;
 mod graphiql;
 pub mod http;
-mod json;
 pub mod limits;
 pub mod loaders;
 pub mod newtypes;

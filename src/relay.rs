@@ -202,7 +202,7 @@ pub fn page_of<Row, Node: ContainerType + Sync>(
 }
 
 /// One page of a parent's children as a connection: the rows come from the request's
-/// batched page loader for the `key`'s kind (one statement for every parent asking in the same tick),
+/// batched page loader for the `key`'s kind (one statement for every parent asking at once),
 /// and `node` turns each row into its sort key and node. The future is boxed, so the
 /// connection resolvers awaiting it stay small (see [`crate::eager`]).
 pub fn load_page<'a, const KIND: u8, Row, Node>(

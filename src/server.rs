@@ -104,7 +104,6 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
         db,
         statements,
         query_connections,
-        loader_delay: Duration::from_micros(config.loader_delay_micros),
         keys,
         rate_limits: crate::ratelimit::RateLimits {
             log_in_per_account: config.login_attempts_per_account,
@@ -379,7 +378,9 @@ async fn execute(
             ),
             scheduler.spawner(),
         )
-        .delay(shared.state.loader_delay)
+        // Batches start when the request's executor waits (see `crate::tick`), not after a
+        // timed window.
+        .delay(Duration::ZERO)
         // Every key of one level in one statement (well under SQLite's and PostgreSQL's
         // bind-parameter limits).
         .max_batch_size(10_000)
@@ -441,11 +442,9 @@ async fn execute(
 
 /// `response` over HTTP, as async-graphql-axum's `GraphQLResponse` answers it (the operation's
 /// cache control when it succeeded, the headers it set) with the media type and status code
-/// GraphQL over HTTP gives it (see [`crate::http`]), and the body written by [`crate::json`].
+/// GraphQL over HTTP gives it (see [`crate::http`]).
 fn graphql_response(response: &BatchResponse, response_type: ResponseType) -> Response {
-    let mut answer = Response::new(axum::body::Body::from(crate::json::batch_response_body(
-        response,
-    )));
+    let mut answer = Response::new(axum::body::Body::from(crate::http::body(response)));
     *answer.status_mut() = response_type.status(response);
     let headers = answer.headers_mut();
     headers.insert(
