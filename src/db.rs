@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Alias, DynIden, Expr, SelectStatement};
+use sea_orm::sea_query::{Alias, DynIden, Expr, IntoIden, SelectStatement};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{self, Arguments, Database as SqlxDatabase, Encode, Type};
 use sea_orm::{
@@ -112,9 +112,9 @@ pub async fn setting_or_insert(
 ///
 /// sqlx pings a pooled connection when it is acquired (`test_before_acquire`, which recovery
 /// after a database restart relies on) and again when it goes back to the pool (always, in
-/// sqlx 0.9): two round trips, and a spawned task, for every statement. A query that runs
-/// six statements ran eighteen round trips; holding one connection for the request runs
-/// eight, and handing it on to the next query without going through the pool runs seven.
+/// sqlx 0.9): two round trips, and a spawned task, for every statement. Holding one
+/// connection for the request pays them once per request, and handing it on to the next
+/// query without going through the pool (see [`QueryConnections`]) saves the release ping.
 /// The connection is taken at the request's first statement, from the [`QueryConnections`]
 /// set aside for queries, and goes back there when the request's loaders are dropped, as
 /// the operation's execution ends.
@@ -394,14 +394,12 @@ impl Drop for HeldSlot {
     }
 }
 
-/// Runs a read-only `statement` straight on sqlx's pool and returns its rows, counting it in
-/// `statements` (as the metric callback counts sea-orm's). The loaders and pages run most of
-/// a request's statements through this: sea-orm's `query_all` nests three futures, each as
-/// large as the largest connection kind sea-orm supports, and moving them cost about 45,000
-/// instructions per statement, two thirds of orgql's own cost of one (a small query runs
-/// two or three). The rows are sea-orm's [`QueryResult`]s all the same. Values may be
-/// integers (sea-query binds `LIMIT` as an unsigned one), booleans and strings (enums are
-/// stored as strings): all that these statements and [`Reader`]'s selects bind.
+/// Runs a read-only `statement` on the request's connection ([`Held`]) or on one from sqlx's
+/// pool, and returns its rows, counting it in `statements` (as the metric callback counts
+/// the statements sea-orm runs itself). Queries read through [`Reader`], whose sea-orm
+/// selects and raw statements come here: the rows are sea-orm's [`QueryResult`]s all the
+/// same. Values may be integers (sea-query binds `LIMIT` as an unsigned one), booleans,
+/// strings (enums are stored as strings) and bytes: all that orgql's statements bind.
 ///
 /// With `held`, the statement runs on the request's own connection (acquired first if it has
 /// none yet), one statement at a time, in a task of its own (see [`Held`]). The connection
@@ -590,8 +588,19 @@ where
 /// that prefix (no prefix: under the column's own name).
 pub fn select_model<E: EntityTrait>(select: &mut SelectStatement, table: DynIden, prefix: &str) {
     for column in E::Column::iter() {
-        let name = Alias::new(format!("{prefix}{}", column.as_str()));
-        select.expr_as(Expr::col((table.clone(), column)), name);
+        select.expr_as(
+            Expr::col((table.clone(), column)),
+            result_name(column, prefix),
+        );
+    }
+}
+
+/// The name a column is selected under: its own, or `{prefix}{column}`.
+fn result_name(column: impl IdenStatic, prefix: &str) -> DynIden {
+    if prefix.is_empty() {
+        column.into_iden()
+    } else {
+        Alias::new(format!("{prefix}{}", column.as_str())).into_iden()
     }
 }
 
@@ -599,8 +608,7 @@ pub fn select_model<E: EntityTrait>(select: &mut SelectStatement, table: DynIden
 /// of a `UNION` branch that has none (read back as `None`).
 pub fn select_nulls<E: EntityTrait>(select: &mut SelectStatement, prefix: &str) {
     for column in E::Column::iter() {
-        let name = Alias::new(format!("{prefix}{}", column.as_str()));
-        select.expr_as(Expr::null(), name);
+        select.expr_as(Expr::null(), result_name(column, prefix));
     }
 }
 

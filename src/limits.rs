@@ -340,12 +340,12 @@ impl Admission {
     /// the executor then reuses), or the error to answer instead of executing it.
     ///
     /// A client sends the same few documents over and over, and parsing one (async-graphql's
-    /// `pest` grammar) was a fifth of the CPU of a small query. So admitted documents are
+    /// `pest` grammar) is a large part of a small query's work. So admitted documents are
     /// kept, parsed, by their exact text: a repeated one is cloned, not parsed. A kept
     /// document also remembers the last few (operation name, variables) it validated with
-    /// ([`Validating`]): validation against the schema was a seventh of a small query, and
-    /// the same request validates the same way every time. Depth and complexity are still
-    /// checked on every request.
+    /// ([`Validating`]): the same request validates the same way every time. Depth and
+    /// complexity are still checked on every request. (`bench/README.md` measures what the
+    /// two caches are worth.)
     pub fn admit(&self, request: &mut Request, via_get: bool) -> Result<Admitted, ServerError> {
         self.resolve_persisted(request)?;
         if request.query.len() > self.limits.max_document_bytes {

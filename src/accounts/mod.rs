@@ -89,7 +89,7 @@ pub async fn insert_account(
     .map_err(|e| conflict_on_unique(e, format!("username '{}' is taken", username.as_str())))
 }
 
-/// The aliases and result-column prefixes of [`user_by_id`]'s statement.
+/// The aliases of [`user_by_id`]'s statement.
 #[derive(Clone, Copy, DeriveIden)]
 enum As {
     A,
@@ -103,15 +103,14 @@ pub async fn user_by_id(
     id: i64,
     private: bool,
 ) -> ApiResult<Option<(account::Model, Option<user_account::Model>)>> {
-    const ACCOUNT: &str = "a_";
-    const PRIVATE: &str = "u_";
+    // The two tables' columns have distinct names: each model is read under its own.
     let mut select = Query::select();
-    select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
+    select_model::<account::Entity>(&mut select, As::A.into_iden(), "");
     select
         .from_as(account::Entity, As::A)
         .and_where(Expr::col((As::A, account::Column::Id)).eq(id));
     if private {
-        select_model::<user_account::Entity>(&mut select, As::U.into_iden(), PRIVATE);
+        select_model::<user_account::Entity>(&mut select, As::U.into_iden(), "");
         select.join_as(
             JoinType::InnerJoin,
             user_account::Entity,
@@ -124,9 +123,9 @@ pub async fn user_by_id(
     let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };
-    let account = account::Model::from_query_result(&row, ACCOUNT)?;
+    let account = account::Model::from_query_result(&row, "")?;
     let private = if private {
-        Some(user_account::Model::from_query_result(&row, PRIVATE)?)
+        Some(user_account::Model::from_query_result(&row, "")?)
     } else {
         None
     };

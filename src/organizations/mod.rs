@@ -43,7 +43,7 @@ pub struct FoundOrganization {
     pub members: Option<Vec<membership::Model>>,
 }
 
-/// The aliases and result-column prefixes of the statements below.
+/// The aliases of the statements below.
 #[derive(Clone, Copy, DeriveIden)]
 enum As {
     /// The organization's account.
@@ -60,11 +60,10 @@ enum As {
     O,
 }
 
-/// The prefixes under which each part of a row is read.
+/// The prefix under which an account's columns are read beside a membership's, whose
+/// `username` and `username_key` they share. (Each other part of a row is read under its
+/// columns' own names: a prefix costs formatting every column's name on every row.)
 const ACCOUNT: &str = "a_";
-const MEMBERSHIP: &str = "m_";
-const PAGE: &str = "t_";
-const SETTINGS: &str = "o_";
 
 /// The organization named `username` (any case), if there is one, with `viewer`'s
 /// membership of it when there is a viewer, in one statement (a LEFT JOIN on the
@@ -72,8 +71,8 @@ const SETTINGS: &str = "o_";
 ///
 /// With `members` (a page's `after` key and row limit, as [`crate::pages::MemberPage`]
 /// holds them), the same statement also reads that page of the organization's members when
-/// the viewer is one: a `UNION ALL` of the organization's row and the page's rows, each
-/// with `NULL`s in the other's columns. `organization(username:) { members(…) }`, the
+/// the viewer is one: a `UNION ALL` of the organization's row (with the viewer's membership)
+/// and the page's rows (with `NULL`s for the account), membership columns in both. `organization(username:) { members(…) }`, the
 /// single-organization view, then costs one statement instead of two.
 pub async fn find_organization_with_membership(
     db: &impl ConnectionTrait,
@@ -90,7 +89,7 @@ pub async fn find_organization_with_membership(
         .and_where(Expr::col((As::A, account::Column::UsernameKey)).eq(key.clone()))
         .and_where(Expr::col((As::A, account::Column::Kind)).eq(AccountKind::Organization));
     if let Some(viewer) = viewer {
-        select_model::<membership::Entity>(&mut select, As::M.into_iden(), MEMBERSHIP);
+        select_model::<membership::Entity>(&mut select, As::M.into_iden(), "");
         select.join_as(
             JoinType::LeftJoin,
             membership::Entity,
@@ -104,7 +103,6 @@ pub async fn find_organization_with_membership(
         );
     }
     if let Some(((after, limit), viewer)) = members {
-        select_nulls::<membership::Entity>(&mut select, PAGE);
         // The page, only for a member: the organization's id is read from the viewer's
         // membership (NULL for a non-member, which no row matches), one key look-up before
         // the range scan. Ordered and limited inside its own derived table; the `NULL`s
@@ -136,8 +134,7 @@ pub async fn find_organization_with_membership(
             .limit(limit);
         let mut rows = Query::select();
         select_nulls::<account::Entity>(&mut rows, ACCOUNT);
-        select_nulls::<membership::Entity>(&mut rows, MEMBERSHIP);
-        select_model::<membership::Entity>(&mut rows, As::T.into_iden(), PAGE);
+        select_model::<membership::Entity>(&mut rows, As::T.into_iden(), "");
         rows.from_subquery(page, As::T);
         select.union(UnionType::All, rows);
     }
@@ -146,10 +143,15 @@ pub async fn find_organization_with_membership(
     let mut found = None;
     let mut page = Vec::new();
     for row in rows {
-        if let Some(organization) = Option::<account::Model>::from_query_result(&row, ACCOUNT)? {
+        // The account's id comes first: NULL in the page's rows. (Read as an `Option` by
+        // position: a NULL met by a model's reader is an error whose message is formatted,
+        // a cost every page row would pay.)
+        let organization_row = row.try_get_by_index::<Option<i64>>(0)?.is_some();
+        if organization_row {
+            let organization = account::Model::from_query_result(&row, ACCOUNT)?;
             // At most one: usernames are unique.
             let membership = match viewer {
-                Some(_) => Option::<membership::Model>::from_query_result(&row, MEMBERSHIP)?,
+                Some(_) => Option::<membership::Model>::from_query_result(&row, "")?,
                 None => None,
             };
             found = Some(FoundOrganization {
@@ -157,8 +159,8 @@ pub async fn find_organization_with_membership(
                 membership,
                 members: None,
             });
-        } else if let Some(member) = Option::<membership::Model>::from_query_result(&row, PAGE)? {
-            page.push(member);
+        } else {
+            page.push(membership::Model::from_query_result(&row, "")?);
         }
     }
     if let Some(found) = &mut found
@@ -201,9 +203,9 @@ pub async fn memberships_of_user(
     user_id: i64,
 ) -> ApiResult<Vec<Member>> {
     let mut select = Query::select();
-    select_model::<membership::Entity>(&mut select, As::M.into_iden(), MEMBERSHIP);
+    select_model::<membership::Entity>(&mut select, As::M.into_iden(), "");
     select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
-    select_model::<organization::Entity>(&mut select, As::O.into_iden(), SETTINGS);
+    select_model::<organization::Entity>(&mut select, As::O.into_iden(), "");
     select
         .from_as(membership::Entity, As::M)
         .join_as(
@@ -226,10 +228,10 @@ pub async fn memberships_of_user(
     let rows = db.query_all_raw(statement).await?;
     rows.iter()
         .map(|row| {
-            let membership = membership::Model::from_query_result(row, MEMBERSHIP)?;
+            let membership = membership::Model::from_query_result(row, "")?;
             let organization = Organization::with_row(
                 account::Model::from_query_result(row, ACCOUNT)?,
-                Option::<organization::Model>::from_query_result(row, SETTINGS)?,
+                Option::<organization::Model>::from_query_result(row, "")?,
             );
             Ok(Member::with_organization(membership, organization))
         })
