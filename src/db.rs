@@ -612,6 +612,54 @@ pub fn select_nulls<E: EntityTrait>(select: &mut SelectStatement, prefix: &str) 
     }
 }
 
+/// Statements whose SQL text depends only on their shape (which of their optional parts they
+/// have): sea-query renders a shape's text the first time it is needed, on each database,
+/// and every later call binds its own values to that text. Rendering a statement costs more
+/// than running a small one; the hot small queries (`viewer`, an organization with its
+/// members page) would pay it on every request. The caller lists the values in the order
+/// the text binds them; each statement's tests render every shape afresh and compare.
+pub struct Shapes(std::sync::Mutex<std::collections::HashMap<(bool, u32), Arc<str>>>);
+
+impl Shapes {
+    /// An empty cache (one per statement, in a `static`).
+    pub fn new() -> Self {
+        Shapes(std::sync::Mutex::default())
+    }
+
+    /// The statement of `shape` on `backend` with `values`; `render` builds it (with the
+    /// same values) when the shape's text is not known yet.
+    pub fn statement(
+        &self,
+        backend: DbBackend,
+        shape: u32,
+        values: Vec<Value>,
+        render: impl FnOnce() -> SelectStatement,
+    ) -> Statement {
+        let key = (backend == DbBackend::Postgres, shape);
+        let known = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let sql = known.unwrap_or_else(|| {
+            let sql: Arc<str> = backend.build(&render()).sql.into();
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, sql.clone());
+            sql
+        });
+        Statement::from_sql_and_values(backend, sql.as_ref(), values)
+    }
+}
+
+impl Default for Shapes {
+    fn default() -> Self {
+        Shapes::new()
+    }
+}
+
 /// Whether the database answers (for `/health`).
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()

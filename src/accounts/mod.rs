@@ -17,7 +17,7 @@ use entity::roles::AccountKind;
 use entity::{account, user_account};
 
 use crate::auth;
-use crate::db::{select_model, write_tx};
+use crate::db::{Shapes, select_model, write_tx};
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{Email, Password, Username, username_key};
 use crate::ratelimit::RateLimits;
@@ -103,23 +103,28 @@ pub async fn user_by_id(
     id: i64,
     private: bool,
 ) -> ApiResult<Option<(account::Model, Option<user_account::Model>)>> {
+    static SHAPES: std::sync::LazyLock<Shapes> = std::sync::LazyLock::new(Shapes::new);
     // The two tables' columns have distinct names: each model is read under its own.
-    let mut select = Query::select();
-    select_model::<account::Entity>(&mut select, As::A.into_iden(), "");
-    select
-        .from_as(account::Entity, As::A)
-        .and_where(Expr::col((As::A, account::Column::Id)).eq(id));
-    if private {
-        select_model::<user_account::Entity>(&mut select, As::U.into_iden(), "");
-        select.join_as(
-            JoinType::InnerJoin,
-            user_account::Entity,
-            As::U,
-            Expr::col((As::U, user_account::Column::AccountId))
-                .equals((As::A, account::Column::Id)),
-        );
-    }
-    let statement = db.get_database_backend().build(&select);
+    let render = || {
+        let mut select = Query::select();
+        select_model::<account::Entity>(&mut select, As::A.into_iden(), "");
+        select
+            .from_as(account::Entity, As::A)
+            .and_where(Expr::col((As::A, account::Column::Id)).eq(id));
+        if private {
+            select_model::<user_account::Entity>(&mut select, As::U.into_iden(), "");
+            select.join_as(
+                JoinType::InnerJoin,
+                user_account::Entity,
+                As::U,
+                Expr::col((As::U, user_account::Column::AccountId))
+                    .equals((As::A, account::Column::Id)),
+            );
+        }
+        select
+    };
+    let backend = db.get_database_backend();
+    let statement = SHAPES.statement(backend, u32::from(private), vec![id.into()], render);
     let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };

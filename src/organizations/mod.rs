@@ -7,18 +7,20 @@ mod graphql;
 pub use graphql::{Member, Organization, OrganizationMutation, OrganizationQuery};
 
 use chrono::Utc;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, IntoIden, JoinType, Order, Query, UnionType};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, IntoIden, JoinType, Order, Query, SelectStatement, UnionType,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DeriveIden, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DeriveIden, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
 use crate::accounts::insert_account;
-use crate::db::{select_model, select_nulls, write_tx};
+use crate::db::{Shapes, select_model, select_nulls, write_tx};
 use crate::error::{ApiError, ApiResult};
 use crate::newtypes::{Username, username_key};
 use crate::policy::{OrgAction, org_allows};
@@ -65,28 +67,47 @@ enum As {
 /// columns' own names: a prefix costs formatting every column's name on every row.)
 const ACCOUNT: &str = "a_";
 
-/// The organization named `username` (any case), if there is one, with `viewer`'s
-/// membership of it when there is a viewer, in one statement (a LEFT JOIN on the
-/// membership's key).
-///
-/// With `members` (a page's `after` key and row limit, as [`crate::pages::MemberPage`]
-/// holds them), the same statement also reads that page of the organization's members when
-/// the viewer is one: a `UNION ALL` of the organization's row (with the viewer's membership)
-/// and the page's rows (with `NULL`s for the account), membership columns in both. `organization(username:) { members(…) }`, the
-/// single-organization view, then costs one statement instead of two.
-pub async fn find_organization_with_membership(
-    db: &impl ConnectionTrait,
-    username: &str,
+/// The shape of [`find_organization_with_membership`]'s statement, and its values in the
+/// order its text binds them.
+fn organization_shape(
+    key: &str,
     viewer: Option<i64>,
-    members: Option<(Option<&str>, u64)>,
-) -> ApiResult<Option<FoundOrganization>> {
-    let key = username_key(username);
-    let members = members.zip(viewer);
+    members: Option<((Option<&str>, u64), i64)>,
+) -> (u32, Vec<sea_orm::Value>) {
+    let kind = AccountKind::Organization.to_value();
+    let mut shape = 0;
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(8);
+    if let Some(viewer) = viewer {
+        shape |= 1;
+        values.push(viewer.into());
+    }
+    values.push(key.into());
+    values.push(kind.clone().into());
+    if let Some(((after, limit), viewer)) = members {
+        shape |= 2;
+        values.push(key.into());
+        values.push(kind.into());
+        values.push(viewer.into());
+        if let Some(after) = after {
+            shape |= 4;
+            values.push(after.into());
+        }
+        values.push(limit.into());
+    }
+    (shape, values)
+}
+
+/// [`find_organization_with_membership`]'s statement.
+fn organization_statement(
+    key: &str,
+    viewer: Option<i64>,
+    members: Option<((Option<&str>, u64), i64)>,
+) -> SelectStatement {
     let mut select = Query::select();
     select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
     select
         .from_as(account::Entity, As::A)
-        .and_where(Expr::col((As::A, account::Column::UsernameKey)).eq(key.clone()))
+        .and_where(Expr::col((As::A, account::Column::UsernameKey)).eq(key))
         .and_where(Expr::col((As::A, account::Column::Kind)).eq(AccountKind::Organization));
     if let Some(viewer) = viewer {
         select_model::<membership::Entity>(&mut select, As::M.into_iden(), "");
@@ -138,7 +159,31 @@ pub async fn find_organization_with_membership(
         rows.from_subquery(page, As::T);
         select.union(UnionType::All, rows);
     }
-    let statement = db.get_database_backend().build(&select);
+    select
+}
+
+/// The organization named `username` (any case), if there is one, with `viewer`'s
+/// membership of it when there is a viewer, in one statement (a LEFT JOIN on the
+/// membership's key).
+///
+/// With `members` (a page's `after` key and row limit, as [`crate::pages::MemberPage`]
+/// holds them), the same statement also reads that page of the organization's members when
+/// the viewer is one: a `UNION ALL` of the organization's row (with the viewer's membership)
+/// and the page's rows (with `NULL`s for the account), membership columns in both. `organization(username:) { members(…) }`, the
+/// single-organization view, then costs one statement instead of two.
+pub async fn find_organization_with_membership(
+    db: &impl ConnectionTrait,
+    username: &str,
+    viewer: Option<i64>,
+    members: Option<(Option<&str>, u64)>,
+) -> ApiResult<Option<FoundOrganization>> {
+    static SHAPES: std::sync::LazyLock<Shapes> = std::sync::LazyLock::new(Shapes::new);
+    let key = username_key(username);
+    let members = members.zip(viewer);
+    let (statement_shape, values) = organization_shape(&key, viewer, members);
+    let statement = SHAPES.statement(db.get_database_backend(), statement_shape, values, || {
+        organization_statement(&key, viewer, members)
+    });
     let rows = db.query_all_raw(statement).await?;
     let mut found = None;
     let mut page = Vec::new();
@@ -202,29 +247,34 @@ pub async fn memberships_of_user(
     db: &impl ConnectionTrait,
     user_id: i64,
 ) -> ApiResult<Vec<Member>> {
-    let mut select = Query::select();
-    select_model::<membership::Entity>(&mut select, As::M.into_iden(), "");
-    select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
-    select_model::<organization::Entity>(&mut select, As::O.into_iden(), "");
-    select
-        .from_as(membership::Entity, As::M)
-        .join_as(
-            JoinType::InnerJoin,
-            account::Entity,
-            As::A,
-            Expr::col((As::A, account::Column::Id))
-                .equals((As::M, membership::Column::OrganizationId)),
-        )
-        .join_as(
-            JoinType::LeftJoin,
-            organization::Entity,
-            As::O,
-            Expr::col((As::O, organization::Column::AccountId))
-                .equals((As::A, account::Column::Id)),
-        )
-        .and_where(Expr::col((As::M, membership::Column::UserId)).eq(user_id))
-        .order_by((As::A, account::Column::UsernameKey), Order::Asc);
-    let statement = db.get_database_backend().build(&select);
+    static SHAPES: std::sync::LazyLock<Shapes> = std::sync::LazyLock::new(Shapes::new);
+    let render = || {
+        let mut select = Query::select();
+        select_model::<membership::Entity>(&mut select, As::M.into_iden(), "");
+        select_model::<account::Entity>(&mut select, As::A.into_iden(), ACCOUNT);
+        select_model::<organization::Entity>(&mut select, As::O.into_iden(), "");
+        select
+            .from_as(membership::Entity, As::M)
+            .join_as(
+                JoinType::InnerJoin,
+                account::Entity,
+                As::A,
+                Expr::col((As::A, account::Column::Id))
+                    .equals((As::M, membership::Column::OrganizationId)),
+            )
+            .join_as(
+                JoinType::LeftJoin,
+                organization::Entity,
+                As::O,
+                Expr::col((As::O, organization::Column::AccountId))
+                    .equals((As::A, account::Column::Id)),
+            )
+            .and_where(Expr::col((As::M, membership::Column::UserId)).eq(user_id))
+            .order_by((As::A, account::Column::UsernameKey), Order::Asc);
+        select
+    };
+    let backend = db.get_database_backend();
+    let statement = SHAPES.statement(backend, 0, vec![user_id.into()], render);
     let rows = db.query_all_raw(statement).await?;
     rows.iter()
         .map(|row| {
@@ -563,4 +613,30 @@ fn not_a_member(user: &account::Model, organization: &account::Model) -> ApiErro
         "'{}' is not a member of '{}'",
         user.username, organization.username
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::DbBackend;
+
+    /// Every shape of the organization statement binds, in its text's order, exactly the
+    /// values [`super::organization_shape`] lists, on both databases.
+    #[test]
+    fn the_organization_statements_values_are_listed_in_order() {
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            for viewer in [None, Some(7)] {
+                for members in [None, Some((None, 21)), Some((Some("bob"), 5))] {
+                    let members = members.zip(viewer);
+                    let rendered =
+                        backend.build(&super::organization_statement("acme", viewer, members));
+                    let (_, values) = super::organization_shape("acme", viewer, members);
+                    assert_eq!(
+                        rendered.values.map(|v| v.0).unwrap_or_default(),
+                        values,
+                        "{backend:?} viewer {viewer:?} members {members:?}"
+                    );
+                }
+            }
+        }
+    }
 }
