@@ -662,7 +662,7 @@ impl Default for Shapes {
 
 /// Whether the database answers (for `/health`).
 pub async fn ping(db: &DatabaseConnection) -> bool {
-    db.execute_unprepared("SELECT 1").await.is_ok()
+    db.ping().await.is_ok()
 }
 
 /// Convenience: whether `db` is PostgreSQL.
