@@ -12,7 +12,8 @@
 //   ORGQL_BIN       the orgql binary (default ../target/release/orgql)
 //   BENCH_ORGQL     orgql variants to compare in one run, a JSON array of
 //                   {"label", "bin" (default ORGQL_BIN; relative to the repository root),
-//                    "env" (added to orgql's environment), "flags" (added to its flags)};
+//                    "env" (added to orgql's environment), "flags" (added to its flags),
+//                    "auth": "jwt" (default) or "api-token" (requests carry a READ API token)};
 //                   each runs on PostgreSQL and on SQLite; "vs <first label>" compares them,
 //                   the targets use the last one. Unset: one variant, ORGQL_BIN.
 //   BENCH_ONLY      comma-separated subset of: postgraphile,apollo,orgql-pg,orgql-sqlite,keyset
@@ -62,7 +63,7 @@ const PORT = { orgql: 18180, postgraphile: 18181, apollo: 18182 };
 // minutes of this drifting machine instead of two runs made apart. Without BENCH_ORGQL there
 // is one variant with no suffix on its keys (orgql-pg, orgql-sqlite), as before variants.
 function parseVariants() {
-  if (!env.BENCH_ORGQL) return [{ label: "orgql", bin: ORGQL_BIN, env: {}, flags: [], slug: null }];
+  if (!env.BENCH_ORGQL) return [{ label: "orgql", bin: ORGQL_BIN, env: {}, flags: [], auth: "jwt", slug: null }];
   let list;
   try {
     list = JSON.parse(env.BENCH_ORGQL);
@@ -83,9 +84,17 @@ function parseVariants() {
       bin: v.bin ? resolve(ROOT, v.bin) : ORGQL_BIN,
       env: Object.fromEntries(Object.entries(v.env ?? {}).map(([k, x]) => [k, String(x)])),
       flags: Array.isArray(v.flags) ? v.flags.map(String) : String(v.flags ?? "").split(" ").filter(Boolean),
+      auth: authOf(v, i),
       slug,
     };
   });
+}
+// How a variant's requests sign in: "jwt" (logIn's token; the default) or "api-token" (a READ
+// API token created with it), to compare what checking each costs.
+function authOf(v, i) {
+  const auth = v.auth ?? "jwt";
+  if (auth !== "jwt" && auth !== "api-token") throw new Error(`BENCH_ORGQL[${i}].auth: "jwt" or "api-token", not "${auth}"`);
+  return auth;
 }
 const VARIANTS = parseVariants();
 for (const v of VARIANTS) {
@@ -391,6 +400,22 @@ async function logIn(server, username) {
   return r.json.data.logIn.token;
 }
 
+// A READ API token of the holder of sign-in token `jwt`, for variants with auth "api-token".
+async function apiToken(server, jwt) {
+  const r = await post(server.url, {
+    query: `mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { token } }`,
+    variables: { input: { name: "bench", scopes: ["READ"] } },
+  }, jwt);
+  if (!r.json?.data?.createApiToken) throw new Error(`createApiToken failed: ${JSON.stringify(r.json ?? r.text)}`);
+  return r.json.data.createApiToken.token;
+}
+
+// The token a variant's requests carry as the user `username`.
+async function signIn(server, key, username) {
+  const jwt = await logIn(server, username);
+  return SERVERS[key].variant?.auth === "api-token" ? apiToken(server, jwt) : jwt;
+}
+
 function bodyFile(name, query, variables) {
   const path = join(WORK, `${name}.json`);
   writeFileSync(path, JSON.stringify(variables ? { query, variables } : { query }));
@@ -419,7 +444,7 @@ async function runServer(key, results, round) {
   for (const workload of WORKLOADS) {
     const server = await startServer(key);
     try {
-      const token = kind === "orgql" ? await logIn(server, SHAPE.viewer) : null;
+      const token = kind === "orgql" ? await signIn(server, key, SHAPE.viewer) : null;
       const names = WORKLOAD_DEFS[workload].queries;
       const files = names.map((name) => bodyFile(`${kind}-${name}`, QUERIES[kind][name]));
       const sizes = [];
@@ -438,7 +463,7 @@ async function runServer(key, results, round) {
 async function runKeyset(key, results) {
   const server = await startServer(key);
   try {
-    const token = await logIn(server, SHAPE.keysetAdmin);
+    const token = await signIn(server, key, SHAPE.keysetAdmin);
     for (const [org, size] of [[SHAPE.keysetSmall, SHAPE.keysetSmallMembers], [SHAPE.keysetLarge, SHAPE.keysetLargeMembers]]) {
       // "Deep inside": after the member at 3/4 of the list (members are bench-keyset, then
       // kl-000001 … in username order), so both pages are full pages of 20.

@@ -7,6 +7,7 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use entity::account;
 use entity::roles::{DatasetRole, OrganizationRole};
 
+use crate::auth::Actor;
 use crate::context::AppState;
 use crate::error::ApiResult;
 use crate::newtypes::{DatasetName, Email, Password, Username};
@@ -46,7 +47,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     // Acme: ada is the admin; members with each default dataset role (erin: none).
     organizations::create_organization(
         db,
-        ada,
+        Actor::user(ada),
         Username::parse("username", "acme")?,
         Some("Acme Robotics".into()),
     )
@@ -61,19 +62,19 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
         ("dan", OrganizationRole::Member, Some(DatasetRole::Viewer)),
         ("erin", OrganizationRole::Member, None),
     ] {
-        organizations::add_member(db, ada, "acme", user, role, default).await?;
+        organizations::add_member(db, Actor::user(ada), "acme", user, role, default).await?;
     }
     // Globex: dan is the admin; finn manages its datasets by default.
     organizations::create_organization(
         db,
-        dan,
+        Actor::user(dan),
         Username::parse("username", "globex")?,
         Some("Globex Corporation".into()),
     )
     .await?;
     organizations::add_member(
         db,
-        dan,
+        Actor::user(dan),
         "globex",
         "finn",
         OrganizationRole::Member,
@@ -84,7 +85,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     let dataset = |name: &str| DatasetName::parse("name", name);
     datasets::create_dataset(
         db,
-        ada,
+        Actor::user(ada),
         Some("acme"),
         dataset("street-scenes")?,
         "Dashcam frames for pedestrian and vehicle segmentation.".into(),
@@ -93,7 +94,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     .await?;
     datasets::create_dataset(
         db,
-        ada,
+        Actor::user(ada),
         Some("acme"),
         dataset("warehouse-pallets")?,
         "Private: pallet detection in warehouse footage.".into(),
@@ -103,7 +104,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     // erin has no default role: added by hand, as a MANAGER.
     datasets::add_collaborator(
         db,
-        ada,
+        Actor::user(ada),
         "acme/warehouse-pallets",
         "erin",
         DatasetRole::Manager,
@@ -111,7 +112,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     .await?;
     datasets::create_dataset(
         db,
-        dan,
+        Actor::user(dan),
         Some("globex"),
         dataset("parts-inspection")?,
         "Private: surface defects on machined parts.".into(),
@@ -120,7 +121,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
     .await?;
     datasets::create_dataset(
         db,
-        bob,
+        Actor::user(bob),
         None,
         dataset("flowers")?,
         "bob's personal playground.".into(),
@@ -130,7 +131,7 @@ pub async fn seed(state: &AppState) -> ApiResult<Option<Vec<(String, String)>>> 
 
     let mut tokens = Vec::new();
     for (name, id) in DEMO_USERS.iter().zip(&ids) {
-        tokens.push(((*name).to_owned(), state.keys.issue(*id)?));
+        tokens.push(((*name).to_owned(), state.keys.issue(*id, 0)?));
     }
     Ok(Some(tokens))
 }

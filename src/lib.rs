@@ -25,5 +25,6 @@ pub mod roles;
 pub mod schema;
 mod server;
 pub mod tick;
+pub mod tokens;
 
 pub use server::{Application, build_state};

@@ -54,6 +54,41 @@ pub struct Shape {
     pub password_operations: usize,
 }
 
+/// The operation `operation_name` selects in `document`, or every operation when that is
+/// not one of them (the executor refuses such a request; nothing may slip past on the way).
+fn selected<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Vec<&'a OperationDefinition> {
+    match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => vec![&op.node],
+        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name) => {
+            vec![&ops[name].node]
+        }
+        (DocumentOperations::Multiple(ops), _) => ops.values().map(|op| &op.node).collect(),
+    }
+}
+
+/// The root fields' names of the mutations among the operations `operation_name` selects
+/// (`None` when none is a mutation), fragments written out. Call it only on a document within
+/// the root-field limit.
+pub fn mutation_fields(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<Vec<String>> {
+    let operations = selected(document, operation_name);
+    let mut walk = Walk::new(document);
+    let mut names = Vec::new();
+    let mut any = false;
+    for op in operations {
+        if op.ty == OperationType::Mutation {
+            any = true;
+            walk.root_names(&op.selection_set.node, &mut names);
+        }
+    }
+    any.then_some(names)
+}
+
 /// Counts an operation's fields with its fragments spread, each fragment counted once and
 /// remembered (a fragment spread twice in a fragment spread twice… is counted by
 /// multiplication, not by walking every copy). Counts saturate instead of overflowing. A
@@ -110,6 +145,26 @@ impl<'a> Walk<'a> {
         })
     }
 
+    /// The names of the fields at the level of `set`, inline fragments and spreads written
+    /// out (call it only on an operation within the root-field limit: it walks every copy).
+    fn root_names(&mut self, set: &'a SelectionSet, names: &mut Vec<String>) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => names.push(field.node.name.node.to_string()),
+                Selection::InlineFragment(inline) => {
+                    self.root_names(&inline.node.selection_set.node, names)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some((name, set)) = self.enter(name, true) {
+                        self.root_names(set, names);
+                        self.visiting.remove(&(name, true));
+                    }
+                }
+            }
+        }
+    }
+
     /// Fields at the level of `set` (inline fragments and spreads written out), and how many
     /// of them are password mutations when `mutation`.
     fn roots(&mut self, set: &'a SelectionSet, mutation: bool) -> (usize, usize) {
@@ -149,13 +204,7 @@ impl<'a> Walk<'a> {
 /// one operation, the largest of each count over all of them: the executor refuses such a
 /// request, but nothing may slip past the limits on the way).
 pub fn shape(document: &ExecutableDocument, operation_name: Option<&str>) -> Shape {
-    let operations: Vec<&OperationDefinition> = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => vec![&op.node],
-        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name) => {
-            vec![&ops[name].node]
-        }
-        (DocumentOperations::Multiple(ops), _) => ops.values().map(|op| &op.node).collect(),
-    };
+    let operations = selected(document, operation_name);
     let mut walk = Walk::new(document);
     operations
         .into_iter()
@@ -275,6 +324,8 @@ pub struct Admission {
 pub struct Admitted {
     /// How many password mutations the operation runs (see [`PASSWORD_MUTATIONS`]).
     pub password_operations: usize,
+    /// The root fields of the mutation the request runs (`None`: it runs none).
+    pub mutations: Option<Vec<String>>,
     /// Every operation in the document is a query: it opens no transaction, so it may hold
     /// a connection (see [`crate::db::Held`]).
     pub only_queries: bool,
@@ -387,6 +438,7 @@ impl Admission {
                 "BAD_REQUEST",
             ));
         }
+        let mutations = mutation_fields(document, operation_name.as_deref());
         let mut kept = cached;
         if let (false, Some(cache)) = (hit, &self.parsed) {
             let parsed = Arc::new(Parsed {
@@ -401,6 +453,7 @@ impl Admission {
         }
         Ok(Admitted {
             password_operations: shape.password_operations,
+            mutations,
             only_queries,
             validated,
             kept,

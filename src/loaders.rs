@@ -12,7 +12,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use entity::{account, collaborator, dataset, membership, organization, user_account};
 
-use crate::db::{Held, QueryConnections, Reader};
+use crate::auth::Viewer;
+use crate::db::{Held, Reader};
 use crate::eager::Eager;
 use crate::error::ApiError;
 use crate::pages::MemberPage;
@@ -55,11 +56,15 @@ pub struct DbLoader {
     pub(crate) db: DatabaseConnection,
     /// The server's statement counter ([`crate::context::AppState::statements`]).
     pub(crate) statements: Arc<AtomicU64>,
-    pub(crate) viewer: Option<i64>,
+    /// Who is asking.
+    pub(crate) viewer: Viewer,
     /// The request's own connection, when its operation only reads (see [`Held`]).
     held: Option<Held>,
-    /// The viewer's private row, when `viewer` read it with the account in one statement
-    /// (for `viewer { email }`, which would otherwise load it in a second).
+    /// The viewer's account, read with their credential (for `viewer`, which would
+    /// otherwise read it again).
+    viewer_account: std::sync::OnceLock<account::Model>,
+    /// The viewer's private row, read with their credential or with `viewer` (for
+    /// `viewer { email }`, which would otherwise load it in a statement of its own).
     viewer_row: std::sync::OnceLock<user_account::Model>,
     /// The viewer's membership of the organization that `organization(username:)` read it
     /// with (`None` inside: not a member), for the role checks that would otherwise load it.
@@ -71,35 +76,50 @@ pub struct DbLoader {
     /// A page of members read along with its organization by `organization(username:)`,
     /// until the `members` field that asked for it takes it.
     member_page: std::sync::Mutex<Option<(MemberPage, Vec<membership::Model>)>>,
-    /// Whether rows read along with others are kept for later fields (the four above). Only
+    /// Whether rows read along with others are kept for later fields (the six above). Only
     /// in a request that writes nothing: a mutation may change them, and every field of a
     /// request must see the request's own writes.
     remembers: bool,
 }
 
 impl DbLoader {
-    /// A loader over `db` for `viewer` (`None`: anonymous), counting its statements in
-    /// `statements`. With `hold`, the request's statements run on one connection, taken
-    /// from those set aside for queries and held until the loader is dropped: only for
-    /// operations that open no transaction (queries; see [`Held`]), which are also the only
-    /// ones whose loader keeps rows read along with others for later fields.
+    /// A loader over `db` for `viewer`, counting its statements in `statements`. With
+    /// `held`, the request's statements run on that connection (see [`Held`]): only for
+    /// operations that open no transaction (queries), which are also the only ones whose
+    /// loader keeps rows read along with others for later fields.
     pub fn new(
         db: DatabaseConnection,
         statements: Arc<AtomicU64>,
-        viewer: Option<i64>,
-        hold: Option<&Arc<QueryConnections>>,
+        viewer: Viewer,
+        held: Option<Held>,
     ) -> Self {
+        let remembers = held.is_some();
         DbLoader {
             db,
             statements,
             viewer,
-            held: hold.map(|queries| Held::new(queries.clone())),
+            held,
+            viewer_account: std::sync::OnceLock::new(),
             viewer_row: std::sync::OnceLock::new(),
             known_membership: std::sync::OnceLock::new(),
             viewer_memberships: std::sync::OnceLock::new(),
             member_page: std::sync::Mutex::new(None),
-            remembers: hold.is_some(),
+            remembers,
         }
+    }
+
+    /// Keeps the viewer's account and private row, read with their credential, for this
+    /// request.
+    pub(crate) fn keep_viewer(&self, account: account::Model, row: user_account::Model) {
+        if self.remembers {
+            let _ = self.viewer_account.set(account);
+            let _ = self.viewer_row.set(row);
+        }
+    }
+
+    /// The viewer's account, if their credential's check read it in this request.
+    pub(crate) fn viewer_account(&self, id: i64) -> Option<&account::Model> {
+        self.viewer_account.get().filter(|account| account.id == id)
     }
 
     /// Keeps the membership `key` (or that there is none), read along with the
@@ -145,7 +165,8 @@ impl DbLoader {
             return;
         }
         let mut rows: Vec<membership::Model> = rows.into_iter().cloned().collect();
-        if self.viewer.is_none() || rows.iter().any(|m| Some(m.user_id) != self.viewer) {
+        let viewer = self.viewer.user_id();
+        if viewer.is_none() || rows.iter().any(|m| Some(m.user_id) != viewer) {
             return;
         }
         rows.sort_unstable_by_key(|m| m.organization_id);
@@ -158,7 +179,7 @@ impl DbLoader {
         &self,
         key: &MembershipKey,
     ) -> Option<Option<&membership::Model>> {
-        if Some(key.user_id) == self.viewer
+        if Some(key.user_id) == self.viewer.user_id()
             && let Some(rows) = self.viewer_memberships.get()
         {
             let found = rows.binary_search_by_key(&key.organization_id, |m| m.organization_id);

@@ -12,6 +12,7 @@ use crate::datasets::Dataset;
 use crate::loaders::{AccountId, DatasetId};
 use crate::organizations::Organization;
 use crate::relay::{NodeKind, parse_global_id};
+use crate::tokens::ApiToken;
 
 /// An object with a global ID, fetchable with `node(id:)` (Relay).
 #[derive(Interface)]
@@ -26,6 +27,8 @@ pub enum Node {
     Organization(Organization),
     /// A dataset.
     Dataset(Dataset),
+    /// An API token (to its owner and the admins of its organization).
+    ApiToken(ApiToken),
 }
 
 /// An account: a user or an organization. Both share one namespace of usernames.
@@ -88,6 +91,9 @@ impl NodeQuery {
                     _ => None,
                 }
             }
+            NodeKind::ApiToken => crate::tokens::visible(&ctx.reader(), ctx.viewer().user_id(), id)
+                .await?
+                .map(|token| Node::ApiToken(ApiToken(token))),
             NodeKind::Dataset => match ctx.load(DatasetId(id)).await? {
                 Some(row) => {
                     let dataset = Dataset(row);

@@ -17,7 +17,9 @@ use async_graphql::dataloader::Loader;
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, Func, IntoIden, JoinType, Order, Query, SelectStatement,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DeriveIden, EntityTrait, FromQueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DbBackend, DeriveIden, EntityTrait, FromQueryResult, Statement, Value,
+};
 
 use entity::{account, collaborator, dataset, membership};
 
@@ -38,21 +40,42 @@ enum As {
     T,
 }
 
-/// A child table whose rows come in keyset pages per parent.
-pub trait Paged: EntityTrait<Model: FromQueryResult + Send + Sync> {
+/// A kind of child list that comes in keyset pages per parent.
+pub trait Paged {
+    /// The child table.
+    type Entity: EntityTrait<Model: FromQueryResult + Send + Sync>;
     /// The parents' table.
     type Parents: EntityTrait;
     /// The column naming the parent.
-    const PARENT: Self::Column;
+    const PARENT: <Self::Entity as EntityTrait>::Column;
     /// The sort key, unique per parent.
-    const KEY: Self::Column;
+    const KEY: <Self::Entity as EntityTrait>::Column;
     /// The parents' integer primary key, which `PARENT` refers to.
     const PARENT_ID: <Self::Parents as EntityTrait>::Column;
+    /// Whether pages run from the greatest key down (newest first) rather than up.
+    const DESCENDING: bool = false;
     /// The parent of a row.
-    fn parent_of(row: &Self::Model) -> i64;
+    fn parent_of(row: &<Self::Entity as EntityTrait>::Model) -> i64;
+    /// A cursor's key as the key column's value.
+    fn key_value(after: &str) -> Value {
+        after.into()
+    }
+    /// A value beyond every key in the page's direction: where a SQLite page runs to when
+    /// fewer than its limit of rows are left. (An empty blob sorts after every text value.)
+    fn beyond_every_key() -> Value {
+        Value::Bytes(Some(Vec::new()))
+    }
 }
 
-impl Paged for membership::Entity {
+/// An organization's members, by username.
+pub struct Members;
+/// A dataset's collaborators, by username.
+pub struct Collaborators;
+/// An owner's datasets, by name.
+pub struct Datasets;
+
+impl Paged for Members {
+    type Entity = membership::Entity;
     type Parents = account::Entity;
     const PARENT: membership::Column = membership::Column::OrganizationId;
     const KEY: membership::Column = membership::Column::UsernameKey;
@@ -62,7 +85,8 @@ impl Paged for membership::Entity {
     }
 }
 
-impl Paged for collaborator::Entity {
+impl Paged for Collaborators {
+    type Entity = collaborator::Entity;
     type Parents = dataset::Entity;
     const PARENT: collaborator::Column = collaborator::Column::DatasetId;
     const KEY: collaborator::Column = collaborator::Column::UsernameKey;
@@ -72,7 +96,8 @@ impl Paged for collaborator::Entity {
     }
 }
 
-impl Paged for dataset::Entity {
+impl Paged for Datasets {
+    type Entity = dataset::Entity;
     type Parents = account::Entity;
     const PARENT: dataset::Column = dataset::Column::OwnerId;
     const KEY: dataset::Column = dataset::Column::NameKey;
@@ -82,8 +107,16 @@ impl Paged for dataset::Entity {
     }
 }
 
+/// A row of `P`'s child table.
+type Row<P> = <<P as Paged>::Entity as EntityTrait>::Model;
+
 /// A condition on the child rows (aliased `r`) beside the page's own.
-type Filter = Option<Condition>;
+pub(crate) type Filter = Option<Condition>;
+
+/// `column` of a page's child rows, for the conditions its loader filters them with.
+pub(crate) fn child<C: IntoIden>(column: C) -> Expr {
+    col(As::R, column)
+}
 
 /// `E`'s column `column` of the table aliased `alias`.
 fn col<C: IntoIden>(alias: As, column: C) -> Expr {
@@ -95,25 +128,52 @@ fn all_columns<E: EntityTrait>(select: &mut SelectStatement, alias: As) {
     crate::db::select_model::<E>(select, alias.into_iden(), "");
 }
 
-/// The rows of `E` (as `r`) of the parent in `parent` after `after` that pass `filter`,
+/// The order of `P`'s pages.
+fn order<P: Paged>() -> Order {
+    if P::DESCENDING {
+        Order::Desc
+    } else {
+        Order::Asc
+    }
+}
+
+/// `key` comes after `value` in `P`'s order.
+fn after<P: Paged>(key: Expr, value: impl Into<Expr>) -> Expr {
+    if P::DESCENDING {
+        key.lt(value)
+    } else {
+        key.gt(value)
+    }
+}
+
+/// `key` comes no later than `value` in `P`'s order.
+fn up_to<P: Paged>(key: Expr, value: impl Into<Expr>) -> Expr {
+    if P::DESCENDING {
+        key.gte(value)
+    } else {
+        key.lte(value)
+    }
+}
+
+/// The rows of `P` (as `r`) of the parent in `parent` after `after` that pass `filter`,
 /// in key order.
-fn range<E: Paged>(parent: Expr, after: Option<&str>, filter: &Filter) -> SelectStatement {
+fn range<P: Paged>(parent: Expr, after_key: Option<&str>, filter: &Filter) -> SelectStatement {
     let mut select = Query::select();
     select
-        .from_as(E::default(), As::R)
-        .and_where(col(As::R, E::PARENT).eq(parent));
-    if let Some(after) = after {
-        select.and_where(col(As::R, E::KEY).gt(after));
+        .from_as(P::Entity::default(), As::R)
+        .and_where(col(As::R, P::PARENT).eq(parent));
+    if let Some(key) = after_key {
+        select.and_where(after::<P>(col(As::R, P::KEY), P::key_value(key)));
     }
     if let Some(filter) = filter {
         select.cond_where(filter.clone());
     }
-    select.order_by((As::R, E::KEY), Order::Asc);
+    select.order_by((As::R, P::KEY), order::<P>());
     select
 }
 
 /// One statement answering a page (`after`, `limit`) of `E` rows for each of `parents`.
-pub(crate) fn page_statement<E: Paged>(
+pub(crate) fn page_statement<P: Paged>(
     backend: DbBackend,
     parents: &[i64],
     after: Option<&str>,
@@ -122,21 +182,21 @@ pub(crate) fn page_statement<E: Paged>(
 ) -> Statement {
     let select = match (backend, parents) {
         (_, [parent]) => {
-            let mut select = range::<E>(Expr::val(*parent), after, filter);
-            all_columns::<E>(&mut select, As::R);
+            let mut select = range::<P>(Expr::val(*parent), after, filter);
+            all_columns::<P::Entity>(&mut select, As::R);
             select.limit(limit);
             select
         }
         (DbBackend::Postgres, _) => {
-            let mut page = range::<E>(col(As::P, E::PARENT_ID), after, filter);
-            all_columns::<E>(&mut page, As::R);
+            let mut page = range::<P>(col(As::P, P::PARENT_ID), after, filter);
+            all_columns::<P::Entity>(&mut page, As::R);
             page.limit(limit);
             let mut select = Query::select();
-            all_columns::<E>(&mut select, As::T);
+            all_columns::<P::Entity>(&mut select, As::T);
             select
-                .from_as(E::Parents::default(), As::P)
+                .from_as(P::Parents::default(), As::P)
                 .join_lateral(JoinType::InnerJoin, page, As::T, Condition::all())
-                .and_where(col(As::P, E::PARENT_ID).is_in(parents.iter().copied()));
+                .and_where(col(As::P, P::PARENT_ID).is_in(parents.iter().copied()));
             select
         }
         _ => {
@@ -145,46 +205,51 @@ pub(crate) fn page_statement<E: Paged>(
             // keys along the index (SQLite runs it once per parent, as it seeks that
             // parent's range). A join, so the rows go out as the index holds them. With
             // fewer than `limit` rows the bound is NULL and the range runs to the parent's
-            // last key: an empty blob sorts after every text value. The parents are rows of
-            // their own table, read by primary key in ascending order, so the `ORDER BY` is
-            // the order the rows come in and sorts nothing.
-            let mut last = range::<E>(col(As::P, E::PARENT_ID), after, filter);
-            last.expr(col(As::R, E::KEY))
+            // last key (`Paged::beyond_every_key`). The parents are rows of their own table,
+            // read by primary key in ascending order, so the `ORDER BY` is the order the rows
+            // come in and sorts nothing.
+            let mut last = range::<P>(col(As::P, P::PARENT_ID), after, filter);
+            last.expr(col(As::R, P::KEY))
                 .limit(1)
                 .offset(limit.saturating_sub(1));
-            let bound = Func::coalesce([Expr::from(last), Expr::val(Vec::<u8>::new())]);
+            let bound = Func::coalesce([Expr::from(last), Expr::val(P::beyond_every_key())]);
             let mut on = Condition::all()
-                .add(col(As::R, E::PARENT).equals((As::P, E::PARENT_ID)))
-                .add(col(As::R, E::KEY).lte(bound));
-            if let Some(after) = after {
-                on = on.add(col(As::R, E::KEY).gt(after));
+                .add(col(As::R, P::PARENT).equals((As::P, P::PARENT_ID)))
+                .add(up_to::<P>(col(As::R, P::KEY), bound));
+            if let Some(key) = after {
+                on = on.add(after_key::<P>(key));
             }
             if let Some(filter) = filter {
                 on = on.add(filter.clone());
             }
             let mut select = Query::select();
-            all_columns::<E>(&mut select, As::R);
+            all_columns::<P::Entity>(&mut select, As::R);
             select
-                .from_as(E::Parents::default(), As::P)
-                .join_as(JoinType::InnerJoin, E::default(), As::R, on)
-                .and_where(col(As::P, E::PARENT_ID).is_in(parents.iter().copied()))
-                .order_by((As::P, E::PARENT_ID), Order::Asc)
-                .order_by((As::R, E::KEY), Order::Asc);
+                .from_as(P::Parents::default(), As::P)
+                .join_as(JoinType::InnerJoin, P::Entity::default(), As::R, on)
+                .and_where(col(As::P, P::PARENT_ID).is_in(parents.iter().copied()))
+                .order_by((As::P, P::PARENT_ID), Order::Asc)
+                .order_by((As::R, P::KEY), order::<P>());
             select
         }
     };
     backend.build(&select)
 }
 
-/// One statement counting the `E` rows of each of `parents` that pass `filter`.
-fn count_statement<E: Paged>(backend: DbBackend, parents: &[i64], filter: &Filter) -> Statement {
+/// `r.key` comes after the cursor's `key` in `P`'s order.
+fn after_key<P: Paged>(key: &str) -> Expr {
+    after::<P>(col(As::R, P::KEY), P::key_value(key))
+}
+
+/// One statement counting the `P` rows of each of `parents` that pass `filter`.
+fn count_statement<P: Paged>(backend: DbBackend, parents: &[i64], filter: &Filter) -> Statement {
     let mut select = Query::select();
     select
-        .expr(col(As::R, E::PARENT))
-        .expr(Func::count(col(As::R, E::PARENT)))
-        .from_as(E::default(), As::R)
-        .and_where(col(As::R, E::PARENT).is_in(parents.iter().copied()))
-        .group_by_col((As::R, E::PARENT));
+        .expr(col(As::R, P::PARENT))
+        .expr(Func::count(col(As::R, P::PARENT)))
+        .from_as(P::Entity::default(), As::R)
+        .and_where(col(As::R, P::PARENT).is_in(parents.iter().copied()))
+        .group_by_col((As::R, P::PARENT));
     if let Some(filter) = filter {
         select.cond_where(filter.clone());
     }
@@ -221,11 +286,12 @@ pub type CollaboratorCount = CountKey<1>;
 pub type DatasetCount = CountKey<2>;
 
 impl DbLoader {
-    async fn pages<const KIND: u8, E: Paged>(
+    /// The pages `keys` ask for, one statement per page arguments (see [`page_statement`]).
+    pub(crate) async fn pages<const KIND: u8, P: Paged>(
         &self,
         keys: &[PageKey<KIND>],
         filter: &Filter,
-    ) -> Result<HashMap<PageKey<KIND>, Page<E::Model>>, LoadError> {
+    ) -> Result<HashMap<PageKey<KIND>, Page<Row<P>>>, LoadError> {
         // Requests with the same page arguments share one statement.
         let mut groups: HashMap<(Option<&str>, u64), Vec<i64>> = HashMap::new();
         for key in keys {
@@ -234,21 +300,21 @@ impl DbLoader {
                 .or_default()
                 .push(key.parent);
         }
-        let mut pages: HashMap<PageKey<KIND>, Vec<E::Model>> = HashMap::with_capacity(keys.len());
+        let mut pages: HashMap<PageKey<KIND>, Vec<Row<P>>> = HashMap::with_capacity(keys.len());
         let db = self.reader();
         for ((after, limit), mut parents) in groups {
             parents.sort_unstable();
             parents.dedup();
             let statement =
-                page_statement::<E>(db.get_database_backend(), &parents, after, limit, filter);
-            let rows = E::Model::find_by_statement(statement)
+                page_statement::<P>(db.get_database_backend(), &parents, after, limit, filter);
+            let rows = Row::<P>::find_by_statement(statement)
                 .all(&db)
                 .await
                 .map_err(db_error)?;
             // Each parent's rows come in key order.
-            let mut by_parent: HashMap<i64, Vec<E::Model>> = HashMap::new();
+            let mut by_parent: HashMap<i64, Vec<Row<P>>> = HashMap::new();
             for row in rows {
-                by_parent.entry(E::parent_of(&row)).or_default().push(row);
+                by_parent.entry(P::parent_of(&row)).or_default().push(row);
             }
             for (parent, rows) in by_parent {
                 let key = PageKey {
@@ -269,7 +335,8 @@ impl DbLoader {
             .collect())
     }
 
-    async fn counts<const KIND: u8, E: Paged>(
+    /// How many rows each parent of `keys` has, in one statement.
+    pub(crate) async fn counts<const KIND: u8, P: Paged>(
         &self,
         keys: &[CountKey<KIND>],
         filter: &Filter,
@@ -278,7 +345,7 @@ impl DbLoader {
         parents.sort_unstable();
         parents.dedup();
         let db = self.reader();
-        let statement = count_statement::<E>(db.get_database_backend(), &parents, filter);
+        let statement = count_statement::<P>(db.get_database_backend(), &parents, filter);
         let rows = db.query_all_raw(statement).await.map_err(db_error)?;
         let mut counts: HashMap<CountKey<KIND>, u64> = keys.iter().map(|k| (*k, 0)).collect();
         for row in rows {
@@ -293,7 +360,8 @@ impl DbLoader {
     /// (the policy decides: [`crate::policy::visible_datasets`]).
     fn visible_datasets(&self) -> Filter {
         Some(crate::policy::visible_datasets(
-            self.viewer,
+            self.viewer.signed_in(),
+            self.viewer.via().and_then(|via| via.organization()),
             As::R.into_iden(),
         ))
     }
@@ -307,7 +375,7 @@ impl Loader<MemberPage> for DbLoader {
         &self,
         keys: &[MemberPage],
     ) -> Result<HashMap<MemberPage, Self::Value>, Self::Error> {
-        self.pages::<0, membership::Entity>(keys, &None).await
+        self.pages::<0, Members>(keys, &None).await
     }
 }
 
@@ -319,7 +387,7 @@ impl Loader<CollaboratorPage> for DbLoader {
         &self,
         keys: &[CollaboratorPage],
     ) -> Result<HashMap<CollaboratorPage, Self::Value>, Self::Error> {
-        self.pages::<1, collaborator::Entity>(keys, &None).await
+        self.pages::<1, Collaborators>(keys, &None).await
     }
 }
 
@@ -331,7 +399,7 @@ impl Loader<DatasetPage> for DbLoader {
         &self,
         keys: &[DatasetPage],
     ) -> Result<HashMap<DatasetPage, Self::Value>, Self::Error> {
-        self.pages::<2, dataset::Entity>(keys, &self.visible_datasets())
+        self.pages::<2, Datasets>(keys, &self.visible_datasets())
             .await
     }
 }
@@ -341,7 +409,7 @@ impl Loader<MemberCount> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[MemberCount]) -> Result<HashMap<MemberCount, u64>, Self::Error> {
-        self.counts::<0, membership::Entity>(keys, &None).await
+        self.counts::<0, Members>(keys, &None).await
     }
 }
 
@@ -353,7 +421,7 @@ impl Loader<CollaboratorCount> for DbLoader {
         &self,
         keys: &[CollaboratorCount],
     ) -> Result<HashMap<CollaboratorCount, u64>, Self::Error> {
-        self.counts::<1, collaborator::Entity>(keys, &None).await
+        self.counts::<1, Collaborators>(keys, &None).await
     }
 }
 
@@ -362,7 +430,7 @@ impl Loader<DatasetCount> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[DatasetCount]) -> Result<HashMap<DatasetCount, u64>, Self::Error> {
-        self.counts::<2, dataset::Entity>(keys, &self.visible_datasets())
+        self.counts::<2, Datasets>(keys, &self.visible_datasets())
             .await
     }
 }
@@ -393,7 +461,7 @@ mod tests {
         for user in 10..20 {
             sql += &format!(
                 "INSERT INTO account VALUES ({user}, 'USER', 'U{user}', 'u{user}', '{at}');
-                 INSERT INTO user_account VALUES ({user}, 'u{user}@x', 'u{user}@x', '-');"
+                 INSERT INTO user_account VALUES ({user}, 'u{user}@x', 'u{user}@x', '-', 0);"
             );
             for org in [2, 3] {
                 if org == 3 || user < 13 {
@@ -406,7 +474,7 @@ mod tests {
         db.execute_unprepared(&sql).await.unwrap();
         let parents = [1, 2, 3];
         let page = |after: Option<&str>, limit| {
-            super::page_statement::<membership::Entity>(
+            super::page_statement::<super::Members>(
                 DbBackend::Sqlite,
                 &parents,
                 after,

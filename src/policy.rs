@@ -10,6 +10,8 @@ use sea_orm::{ColumnTrait, Iterable};
 use entity::roles::{DatasetRole, OrganizationRole};
 use entity::{collaborator, dataset, membership};
 
+use crate::auth::Via;
+
 /// Something one may do to an organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrgAction {
@@ -27,6 +29,8 @@ pub enum OrgAction {
     Delete,
     /// Leave it (the last-admin rule is an invariant checked in the transaction).
     Leave,
+    /// See and revoke the API tokens restricted to it.
+    ManageTokens,
 }
 
 /// Whether a viewer with organization role `role` (`None`: not a member) may do `action`.
@@ -35,7 +39,7 @@ pub fn org_allows(role: Option<OrganizationRole>, action: OrgAction) -> bool {
     match action {
         SeeProfile => true,
         ListMembers | Leave => role.is_some(),
-        CreateDataset | ManageMembers | UpdateSettings | Delete => {
+        CreateDataset | ManageMembers | UpdateSettings | Delete | ManageTokens => {
             role == Some(OrganizationRole::Admin)
         }
     }
@@ -45,6 +49,62 @@ pub fn org_allows(role: Option<OrganizationRole>, action: OrgAction) -> bool {
 /// datasets (API.md, "Effective role"): its admins do.
 pub fn administers_datasets(role: Option<OrganizationRole>) -> bool {
     role == Some(OrganizationRole::Admin)
+}
+
+/// The mutations a person runs with a password's authority, never a script: an API token
+/// running one is refused (API.md, "Accounts, sessions and API tokens").
+pub const PERSONAL_MUTATIONS: &[&str] = &[
+    "createApiToken",
+    "revokeApiToken",
+    "changePassword",
+    "signOutEverywhere",
+    "deleteAccount",
+];
+
+/// Whether a request signed in `via` (`None`: anonymous) may run an operation: queries with
+/// any credential, or with an API token of either scope; mutations (whose root fields are
+/// `mutations`) with a sign-in token, or an API token with the `WRITE` scope that runs none
+/// of the [`PERSONAL_MUTATIONS`]. (What each field then allows is the role tables' to say.)
+pub fn may_run(via: Option<Via>, mutations: Option<&[String]>) -> bool {
+    match (via, mutations) {
+        (
+            Some(Via::ApiToken {
+                can_read,
+                can_write,
+                ..
+            }),
+            None,
+        ) => can_read || can_write,
+        (Some(Via::ApiToken { can_write, .. }), Some(fields)) => {
+            can_write
+                && !fields
+                    .iter()
+                    .any(|field| PERSONAL_MUTATIONS.contains(&field.as_str()))
+        }
+        _ => true,
+    }
+}
+
+/// Whether a credential restricted to the organization `restricted_to` (`None`: not
+/// restricted) acts as its user on something the account `owner` owns (or on `owner`
+/// itself); elsewhere it acts as an anonymous caller.
+pub fn reaches(restricted_to: Option<i64>, owner: i64) -> bool {
+    restricted_to.is_none_or(|organization| organization == owner)
+}
+
+/// Whether a viewer may see or revoke an API token: its owner, or an `ADMIN` of the
+/// organization it is restricted to (`role_in_its_organization`: the viewer's role there).
+pub fn may_manage_token(
+    is_owner: bool,
+    role_in_its_organization: Option<OrganizationRole>,
+) -> bool {
+    is_owner || role_in_its_organization == Some(OrganizationRole::Admin)
+}
+
+/// Whether a user with organization role `role` (`None`: not a member) may restrict an API
+/// token to the organization: its members may.
+pub fn may_restrict_token_to(role: Option<OrganizationRole>) -> bool {
+    role.is_some()
 }
 
 /// Something one may do to a dataset.
@@ -111,16 +171,36 @@ pub fn may_move_or_delete(
 /// the functions above. Public datasets when a dataset's being public lets anyone see it;
 /// datasets the viewer owns or whose owning organization they administer (they act as
 /// [`effective_dataset_role`]`(true, …)`), and datasets where their collaborator role sees
-/// a private dataset.
-pub fn visible_datasets(viewer: Option<i64>, table: DynIden) -> Condition {
+/// a private dataset. A credential restricted to an organization ([`reaches`]) sees, beyond
+/// what an anonymous caller sees, only that organization's datasets.
+pub fn visible_datasets(
+    viewer: Option<i64>,
+    restricted_to: Option<i64>,
+    table: DynIden,
+) -> Condition {
     let column = |c: dataset::Column| Expr::col((table.clone(), c));
-    let mut visible = Condition::any();
+    let mut public = Condition::any();
     if dataset_allows(None, true, DatasetAction::See) {
-        visible = visible.add(column(dataset::Column::Public).eq(true));
+        public = public.add(column(dataset::Column::Public).eq(true));
     }
     let Some(viewer) = viewer else {
-        return visible;
+        return public;
     };
+    let by_role = viewers_datasets(viewer, &table);
+    match restricted_to {
+        None => public.add(by_role),
+        Some(organization) => public.add(
+            Condition::all()
+                .add(column(dataset::Column::OwnerId).eq(organization))
+                .add(by_role),
+        ),
+    }
+}
+
+/// The datasets a signed-in viewer's role lets them see, private ones included.
+fn viewers_datasets(viewer: i64, table: &DynIden) -> Condition {
+    let column = |c: dataset::Column| Expr::col((table.clone(), c));
+    let mut visible = Condition::any();
     if dataset_allows(
         effective_dataset_role(true, None),
         false,
@@ -193,6 +273,7 @@ mod tests {
             (OrgAction::UpdateSettings, false, false, true),
             (OrgAction::Delete, false, false, true),
             (OrgAction::Leave, false, true, true),
+            (OrgAction::ManageTokens, false, false, true),
         ];
         for (action, none, member, admin) in table {
             assert_eq!(org_allows(None, action), none, "{action:?} non-member");
@@ -288,6 +369,71 @@ mod tests {
         // An organization's: an ADMIN of the organization only.
         assert!(may_move_or_delete(admin, true, true));
         assert!(!may_move_or_delete(admin, true, false));
+    }
+
+    /// Every credential × operation kind (API.md): anonymous and sign-in tokens run
+    /// anything (the role tables decide each field); an API token needs a scope, `WRITE` for
+    /// mutations, and never runs the personal mutations.
+    #[test]
+    fn credentials_and_scopes() {
+        let token = |can_read, can_write| {
+            Some(Via::ApiToken {
+                id: 1,
+                can_read,
+                can_write,
+                organization: None,
+            })
+        };
+        let mutation = |name: &str| vec![name.to_owned()];
+        let update = mutation("updateMember");
+        for via in [None, Some(Via::Session)] {
+            assert!(may_run(via, None));
+            assert!(may_run(via, Some(&update)));
+            for personal in PERSONAL_MUTATIONS {
+                assert!(may_run(via, Some(&mutation(personal))));
+            }
+        }
+        // (READ, WRITE) → (query, ordinary mutation)
+        for (can_read, can_write, query, mutates) in [
+            (true, false, true, false),
+            (false, true, true, true),
+            (true, true, true, true),
+            (false, false, false, false),
+        ] {
+            let via = token(can_read, can_write);
+            assert_eq!(may_run(via, None), query, "{via:?} query");
+            assert_eq!(may_run(via, Some(&update)), mutates, "{via:?} mutation");
+            for personal in PERSONAL_MUTATIONS {
+                assert!(
+                    !may_run(via, Some(&mutation(personal))),
+                    "{via:?} {personal}"
+                );
+            }
+            let mixed = vec!["updateMember".to_owned(), "deleteAccount".to_owned()];
+            assert!(!may_run(via, Some(&mixed)));
+        }
+    }
+
+    #[test]
+    fn restricted_tokens_reach_their_organization_only() {
+        assert!(reaches(None, 1) && reaches(None, 2));
+        assert!(reaches(Some(1), 1));
+        assert!(!reaches(Some(1), 2));
+    }
+
+    #[test]
+    fn tokens_are_managed_by_their_owner_or_their_organizations_admins() {
+        for role in [
+            None,
+            Some(OrganizationRole::Member),
+            Some(OrganizationRole::Admin),
+        ] {
+            assert!(may_manage_token(true, role));
+            assert_eq!(
+                may_manage_token(false, role),
+                role == Some(OrganizationRole::Admin)
+            );
+        }
     }
 
     #[test]

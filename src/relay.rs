@@ -22,6 +22,8 @@ pub enum NodeKind {
     Organization,
     /// A `Dataset`.
     Dataset,
+    /// An `ApiToken`.
+    ApiToken,
 }
 
 impl NodeKind {
@@ -30,6 +32,7 @@ impl NodeKind {
             NodeKind::User => "User",
             NodeKind::Organization => "Organization",
             NodeKind::Dataset => "Dataset",
+            NodeKind::ApiToken => "ApiToken",
         }
     }
 }
@@ -51,9 +54,14 @@ pub fn global_id(kind: NodeKind, id: i64) -> ID {
 pub fn parse_global_id(id: &str) -> Option<(NodeKind, i64)> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
     let (tag, number) = raw.split_once(':')?;
-    let kind = [NodeKind::User, NodeKind::Organization, NodeKind::Dataset]
-        .into_iter()
-        .find(|k| k.tag() == tag)?;
+    let kind = [
+        NodeKind::User,
+        NodeKind::Organization,
+        NodeKind::Dataset,
+        NodeKind::ApiToken,
+    ]
+    .into_iter()
+    .find(|k| k.tag() == tag)?;
     Some((kind, number.parse().ok()?))
 }
 
@@ -140,6 +148,10 @@ pub enum ConnectionTotal {
     Collaborators(i64),
     /// An owner's datasets the viewer may see.
     Datasets(i64),
+    /// A user's API tokens.
+    UserTokens(i64),
+    /// The API tokens restricted to an organization.
+    OrganizationTokens(i64),
 }
 
 #[Object]
@@ -152,6 +164,14 @@ impl ConnectionTotal {
                 ctx.load::<CollaboratorCount>(CountKey(id)).await?
             }
             ConnectionTotal::Datasets(id) => ctx.load::<DatasetCount>(CountKey(id)).await?,
+            ConnectionTotal::UserTokens(id) => {
+                ctx.load::<crate::tokens::UserTokenCount>(CountKey(id))
+                    .await?
+            }
+            ConnectionTotal::OrganizationTokens(id) => {
+                ctx.load::<crate::tokens::OrganizationTokenCount>(CountKey(id))
+                    .await?
+            }
         };
         Ok(count.unwrap_or(0))
     }

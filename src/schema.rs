@@ -2,10 +2,11 @@
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder, ServerError};
 
-use crate::accounts::{AccountMutation, AccountQuery};
+use crate::accounts::{AccountControlMutation, AccountMutation, AccountQuery};
 use crate::datasets::{DatasetMutation, DatasetQuery};
 use crate::node::{AccountInterface, NodeQuery};
 use crate::organizations::{OrganizationMutation, OrganizationQuery};
+use crate::tokens::TokenMutation;
 
 /// Every query.
 #[derive(MergedObject, Default)]
@@ -13,7 +14,13 @@ pub struct Query(AccountQuery, OrganizationQuery, DatasetQuery, NodeQuery);
 
 /// Every mutation. Each takes one `input` argument and returns a payload object.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, OrganizationMutation, DatasetMutation);
+pub struct Mutation(
+    AccountMutation,
+    AccountControlMutation,
+    TokenMutation,
+    OrganizationMutation,
+    DatasetMutation,
+);
 
 /// orgql's schema type.
 pub type OrgqlSchema = Schema<Query, Mutation, EmptySubscription>;

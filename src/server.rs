@@ -24,9 +24,10 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::{TokenKeys, Viewer};
+use crate::auth::{Presented, TokenKeys};
 use crate::config::Config;
 use crate::context::AppState;
+use crate::db::{Held, Reader};
 use crate::http::ResponseType;
 use crate::limits::{Admission, Admitted, QueryLimits};
 use crate::loaders::DbLoader;
@@ -258,11 +259,12 @@ fn request_error(status: StatusCode, code: &'static str, message: &str) -> Respo
     response
 }
 
-/// Who the request is from: anonymous without an `Authorization` header; a user with a
-/// valid bearer token; `Err` (refused, never anonymous) for any other header.
-fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Viewer, ()> {
+/// What the request presents: nothing without an `Authorization` header; a sign-in token
+/// that verifies, or an API token (which only the database can judge); `Err` (refused,
+/// never anonymous) for any other header.
+fn presented(headers: &HeaderMap, keys: &TokenKeys) -> Result<Presented, ()> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Viewer::Anonymous);
+        return Ok(Presented::Nothing);
     };
     let value = value.to_str().map_err(|_| ())?;
     // RFC 7235: the scheme is case-insensitive, followed by one or more spaces.
@@ -270,7 +272,20 @@ fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Viewer, ()> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(());
     }
-    keys.verify(token.trim()).map(Viewer::User).ok_or(())
+    let token = token.trim();
+    if token.starts_with(crate::auth::API_TOKEN_PREFIX) {
+        return Ok(Presented::ApiToken(crate::auth::api_token_hash(token)));
+    }
+    keys.verify(token).map(Presented::Session).ok_or(())
+}
+
+/// The answer to a request whose credential is refused.
+fn unauthenticated() -> Response {
+    request_error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "the token is invalid, expired or revoked: sign in again",
+    )
 }
 
 /// CORS for the configured browser origins (none: no cross-origin access). Preflight
@@ -327,12 +342,8 @@ async fn execute(
             ),
         );
     }
-    let Ok(viewer) = authenticate(&headers, &shared.state.keys) else {
-        return request_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "the token is invalid or expired: sign in again",
-        );
+    let Ok(presented) = presented(&headers, &shared.state.keys) else {
+        return unauthenticated();
     };
     // Every operation of the request is admitted before any runs, so that a rule over the
     // whole request (one password operation at most) refuses it with nothing done.
@@ -366,24 +377,68 @@ async fn execute(
             response_type,
         );
     }
+    // A request of queries only holds one connection for all its statements (see
+    // `crate::db::Held`), from the credential's check on.
+    let only_queries = admitted
+        .iter()
+        .all(|a| a.as_ref().is_ok_and(|a| a.only_queries));
+    let held = only_queries.then(|| Held::new(shared.state.query_connections.clone()));
+    let state = &shared.state;
+    let reader = Reader::new(&state.db, &state.statements).holding(held.as_ref());
+    let checked = match crate::accounts::check_credential(&reader, &presented).await {
+        Ok(Some(checked)) => checked,
+        Ok(None) => return unauthenticated(),
+        Err(error) => {
+            let error = async_graphql::Error::from(error).into_server_error(Default::default());
+            return graphql_response(
+                &BatchResponse::Single(async_graphql::Response::from_errors(vec![error])),
+                response_type,
+            );
+        }
+    };
+    if let Some(token) = checked.touch {
+        crate::accounts::touch_api_token(state.db.clone(), token);
+    }
+    let viewer = checked.viewer;
+    // What the credential may run, before anything runs (scopes; see `crate::policy`).
+    let admitted: Vec<_> = admitted
+        .into_iter()
+        .map(|admitted| {
+            let admitted = admitted?;
+            if crate::policy::may_run(viewer.via(), admitted.mutations.as_deref()) {
+                Ok(admitted)
+            } else {
+                Err(crate::schema::with_code(
+                    ServerError::new(
+                        "this API token may not run this operation: a READ token runs queries \
+                         only, and account and token management needs a sign-in token",
+                        None,
+                    ),
+                    "FORBIDDEN",
+                ))
+            }
+        })
+        .collect();
     // Loaders batch per tick of this request's executor (see `crate::tick`).
     let scheduler = Arc::new(TickScheduler::default());
-    let loader = |only_queries: bool| {
-        DataLoader::new(
-            DbLoader::new(
-                shared.state.db.clone(),
-                shared.state.statements.clone(),
-                viewer.user_id(),
-                only_queries.then_some(&shared.state.query_connections),
-            ),
-            scheduler.spawner(),
-        )
-        // Batches start when the request's executor waits (see `crate::tick`), not after a
-        // timed window.
-        .delay(Duration::ZERO)
-        // Every key of one level in one statement (well under SQLite's and PostgreSQL's
-        // bind-parameter limits).
-        .max_batch_size(10_000)
+    let viewer_rows = checked.rows;
+    let loader = |holds: bool| {
+        let loader = DbLoader::new(
+            state.db.clone(),
+            state.statements.clone(),
+            viewer,
+            held.clone().filter(|_| holds),
+        );
+        if let Some((account, private)) = &viewer_rows {
+            loader.keep_viewer(account.clone(), private.clone());
+        }
+        DataLoader::new(loader, scheduler.spawner())
+            // Batches start when the request's executor waits (see `crate::tick`), not after a
+            // timed window.
+            .delay(Duration::ZERO)
+            // Every key of one level in one statement (well under SQLite's and PostgreSQL's
+            // bind-parameter limits).
+            .max_batch_size(10_000)
     };
     let client = ClientAddr(client.ip());
     let run = |request: async_graphql::Request, admitted: Result<Admitted, ServerError>| {

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "BAD_USER_INPUT"
   | "CONFLICT"
+  | "RATE_LIMITED"
   | "INTERNAL_SERVER_ERROR";
 
 /** A urql client for `endpoint` (e.g. `http://127.0.0.1:8000/graphql`), signed in with

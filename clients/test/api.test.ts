@@ -6,21 +6,27 @@ import { after, before, describe, test } from "node:test";
 import {
   AddCollaboratorDocument,
   AddMemberDocument,
+  ChangePasswordDocument,
   CloneDatasetDocument,
+  CreateApiTokenDocument,
   CreateDatasetDocument,
   CreateOrganizationDocument,
   DatasetCollaboratorsDocument,
   DatasetDocument,
+  DeleteAccountDocument,
   DeleteDatasetDocument,
   DeleteOrganizationDocument,
   LeaveOrganizationDocument,
   LogInDocument,
   NodeDocument,
+  OrganizationApiTokensDocument,
   OrganizationDocument,
   OrganizationMembersDocument,
   OrgqlError,
   RemoveCollaboratorDocument,
   RemoveMemberDocument,
+  RevokeApiTokenDocument,
+  SignOutEverywhereDocument,
   SignUpDocument,
   TransferDatasetDocument,
   UpdateCollaboratorDocument,
@@ -28,6 +34,7 @@ import {
   UpdateMemberDocument,
   UpdateOrganizationDocument,
   UserDocument,
+  ViewerApiTokensDocument,
   ViewerDocument,
   mutate,
   orgqlClient,
@@ -264,5 +271,84 @@ describe("the API story", () => {
     });
     assert.ok(deleteOrganization.deletedOrganizationId);
     assert.equal((await query(dave.client, OrganizationDocument, { username: "globex" })).organization, null);
+  });
+
+  test("API tokens for scripts, and the account controls", async () => {
+    const erin = await signUp("erin");
+    const frank = await signUp("frank");
+    await mutate(erin.client, CreateOrganizationDocument, { input: { username: "initech" } });
+    await mutate(erin.client, AddMemberDocument, { input: { organization: "initech", username: "frank" } });
+
+    // A pipeline's token: created once with a sign-in token, its secret shown this once.
+    const { createApiToken } = await mutate(erin.client, CreateApiTokenDocument, {
+      input: { name: "nightly export", scopes: ["READ", "WRITE"], expiresInDays: 30 },
+    });
+    assert.match(createApiToken.token, /^orgql_pat_[A-Za-z0-9_-]{43,}$/);
+    assert.deepEqual(createApiToken.apiToken.scopes, ["READ", "WRITE"]);
+    assert.equal(createApiToken.apiToken.lastUsedAt, null);
+    const script = orgqlClient(server.endpoint, createApiToken.token);
+    assert.equal((await query(script, ViewerDocument, {})).viewer.username, "erin");
+    const made = await mutate(script, CreateDatasetDocument, { input: { owner: "initech", name: "exports" } });
+    assert.equal(made.createDataset.dataset.fullName, "initech/exports");
+    // Managing tokens and the account needs a person.
+    await refused(
+      mutate(script, CreateApiTokenDocument, { input: { name: "another", scopes: ["READ"] } }),
+      "FORBIDDEN",
+    );
+
+    // frank's READ token restricted to initech: the organization's admin sees and revokes it.
+    const restricted = await mutate(frank.client, CreateApiTokenDocument, {
+      input: { name: "labeler sync", scopes: ["READ"], organization: "initech" },
+    });
+    assert.equal(restricted.createApiToken.apiToken.organization?.username, "initech");
+    const reader = orgqlClient(server.endpoint, restricted.createApiToken.token);
+    const inside = await query(reader, OrganizationMembersDocument, { username: "initech", first: 10 });
+    assert.equal(inside.organization?.members.totalCount, 2);
+    await refused(query(reader, ViewerDocument, {}), "UNAUTHENTICATED");
+    await refused(
+      mutate(reader, CreateDatasetDocument, { input: { owner: "initech", name: "never" } }),
+      "FORBIDDEN",
+    );
+    const listed = await query(erin.client, OrganizationApiTokensDocument, { username: "initech" });
+    assert.deepEqual(
+      listed.organization?.apiTokens.nodes.map((t) => [t.name, t.user.username]),
+      [["labeler sync", "frank"]],
+    );
+    const { revokeApiToken } = await mutate(erin.client, RevokeApiTokenDocument, {
+      input: { id: restricted.createApiToken.apiToken.id },
+    });
+    assert.equal(revokeApiToken.revokedApiTokenId, restricted.createApiToken.apiToken.id);
+    await refused(query(reader, OrganizationDocument, { username: "initech" }), "UNAUTHENTICATED");
+    const mine = await query(frank.client, ViewerApiTokensDocument, {});
+    assert.equal(mine.viewer.apiTokens.totalCount, 0);
+
+    // erin's list; then a new password ends her other sessions, not her tokens.
+    const erins = await query(erin.client, ViewerApiTokensDocument, { first: 10 });
+    assert.deepEqual(erins.viewer.apiTokens.nodes.map((t) => t.name), ["nightly export"]);
+    const { changePassword } = await mutate(erin.client, ChangePasswordDocument, {
+      input: { currentPassword: "correct horse battery", newPassword: "battery staple horse" },
+    });
+    await refused(query(erin.client, ViewerDocument, {}), "UNAUTHENTICATED");
+    const erinAgain = orgqlClient(server.endpoint, changePassword.token);
+    assert.equal((await query(erinAgain, ViewerDocument, {})).viewer.username, "erin");
+    assert.equal((await query(script, ViewerDocument, {})).viewer.username, "erin");
+
+    // frank signs out everywhere, then deletes his account; his name is free again.
+    const frankAgain = await mutate(orgqlClient(server.endpoint), LogInDocument, {
+      input: { username: "frank", password: "correct horse battery" },
+    });
+    const signedOut = await mutate(frank.client, SignOutEverywhereDocument, { input: {} });
+    assert.equal(signedOut.signOutEverywhere.user.username, "frank");
+    await refused(query(orgqlClient(server.endpoint, frankAgain.logIn.token), ViewerDocument, {}), "UNAUTHENTICATED");
+    const fresh = await mutate(orgqlClient(server.endpoint), LogInDocument, {
+      input: { username: "frank", password: "correct horse battery" },
+    });
+    const frankNow = orgqlClient(server.endpoint, fresh.logIn.token);
+    const { deleteAccount } = await mutate(frankNow, DeleteAccountDocument, {
+      input: { password: "correct horse battery" },
+    });
+    assert.equal(deleteAccount.deletedUserId, frank.id);
+    assert.equal((await query(erinAgain, UserDocument, { username: "frank" })).user, null);
+    await signUp("frank");
   });
 });

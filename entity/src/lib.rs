@@ -3,6 +3,7 @@
 //! the table layout by accident.
 
 pub mod account;
+pub mod api_token;
 pub mod collaborator;
 pub mod dataset;
 pub mod membership;

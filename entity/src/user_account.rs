@@ -11,10 +11,13 @@ pub struct Model {
     pub account_id: i64,
     /// The email as the user typed it.
     pub email: String,
-    /// `lower(email)`: unique.
+    /// The email with its ASCII letters lowercased: unique.
     pub email_key: String,
     /// An argon2id PHC string.
     pub password_hash: String,
+    /// Counts the user's "sign out everywhere"s and password changes: a sign-in token
+    /// carries the generation it was issued in, and only the current one is accepted.
+    pub session_generation: i64,
 }
 
 /// Relations of `user_account`.

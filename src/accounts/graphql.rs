@@ -51,6 +51,8 @@ impl User {
     }
 }
 
+/// A personal account. Users sign in, belong to organizations and own or collaborate on
+/// datasets.
 #[Object]
 impl User {
     /// The global ID of this user (Relay `Node`).
@@ -109,6 +111,28 @@ impl User {
         Ok(Boxed(rows.into_iter().map(Eager).collect()))
     }
 
+    /// The user's API tokens, newest first (revoked ones are gone). Only the user themself
+    /// may see them: `FORBIDDEN` for anyone else, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
+    async fn api_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many tokens to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return tokens after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<crate::tokens::ApiTokenConnection> {
+        let viewer = ctx.viewer().require()?;
+        if viewer != self.id {
+            return Err(ApiError::Forbidden(
+                "only the user themself may see their API tokens".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        Ok(crate::tokens::user_tokens(ctx, self.id, &args).await?)
+    }
+
     /// The datasets this user owns that the viewer may see, ordered by name
     /// (case-insensitive).
     #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
@@ -134,6 +158,10 @@ impl AccountQuery {
     /// The signed-in user. `UNAUTHENTICATED` without a token.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let id = ctx.viewer().require()?;
+        // Read with the credential already (a sign-in token), or now.
+        if let Some(account) = ctx.loader().loader().viewer_account(id) {
+            return Ok(User::from(account.clone()));
+        }
         // A valid token for an account that was deleted since.
         let gone = || ApiError::Unauthenticated("the account of this token no longer exists");
         // With the private row when `email` is asked for: one statement either way.
@@ -219,7 +247,7 @@ impl AccountMutation {
             password,
         )
         .await?;
-        let token = ctx.state().keys.issue(account.id)?;
+        let token = ctx.state().keys.issue(account.id, 0)?;
         Ok(AuthPayload {
             token,
             user: User::from(account),
@@ -237,7 +265,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let state = ctx.state();
         let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
-        let account = super::log_in(
+        let (account, private) = super::log_in(
             &state.db,
             &state.rate_limits,
             address,
@@ -246,10 +274,121 @@ impl AccountMutation {
             &input.password,
         )
         .await?;
-        let token = state.keys.issue(account.id)?;
+        let token = state.keys.issue(account.id, private.session_generation)?;
         Ok(AuthPayload {
             token,
             user: User::from(account),
+        })
+    }
+}
+
+/// Input of `changePassword`.
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    /// The password now.
+    pub current_password: String,
+    /// The new password, 8 to 128 characters.
+    pub new_password: String,
+}
+
+/// Input of `signOutEverywhere` (it has no fields).
+#[derive(InputObject)]
+pub struct SignOutEverywhereInput {
+    /// Ignored; GraphQL input objects need a field. Leave it out.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of `signOutEverywhere`.
+#[derive(SimpleObject)]
+pub struct SignOutEverywherePayload {
+    /// The user, now signed out of every session.
+    pub user: User,
+}
+
+/// Input of `deleteAccount`.
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    /// The account's password.
+    pub password: String,
+}
+
+/// Result of `deleteAccount`.
+#[derive(SimpleObject)]
+pub struct DeleteAccountPayload {
+    /// The global ID the deleted user had.
+    pub deleted_user_id: ID,
+}
+
+/// The account controls a person has over their own account.
+#[derive(Default)]
+pub struct AccountControlMutation;
+
+#[Object]
+impl AccountControlMutation {
+    /// Changes the viewer's password. Every other sign-in token of the user stops working;
+    /// the payload's token is the new session's. Needs the current password (attempts are
+    /// limited as `logIn`'s are) and a sign-in token (an API token is refused).
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let viewer = ctx.viewer().require()?;
+        let new_password = Password::parse("newPassword", &input.new_password)?;
+        let state = ctx.state();
+        let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+        let (account, generation) = super::change_password(
+            &state.db,
+            &state.rate_limits,
+            address,
+            viewer,
+            &input.current_password,
+            new_password,
+        )
+        .await?;
+        let token = state.keys.issue(account.id, generation)?;
+        Ok(AuthPayload {
+            token,
+            user: User::from(account),
+        })
+    }
+
+    /// Ends every session of the viewer: every sign-in token issued so far stops working,
+    /// this one too. API tokens are not sessions: revoke them one by one.
+    async fn sign_out_everywhere(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "No fields: pass `{}`.")] input: SignOutEverywhereInput,
+    ) -> async_graphql::Result<SignOutEverywherePayload> {
+        let _ = input;
+        let viewer = ctx.viewer().require()?;
+        let account = super::sign_out_everywhere(ctx.db(), viewer).await?;
+        Ok(SignOutEverywherePayload {
+            user: User::from(account),
+        })
+    }
+
+    /// Deletes the viewer's account with its memberships, collaborations, API tokens and
+    /// personal datasets, in one transaction; its username becomes free. Refused
+    /// (`CONFLICT`) while the user is the last admin of an organization.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAccountInput,
+    ) -> async_graphql::Result<DeleteAccountPayload> {
+        let viewer = ctx.viewer().require()?;
+        let state = ctx.state();
+        let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+        let id = super::delete_account(
+            &state.db,
+            &state.rate_limits,
+            address,
+            viewer,
+            &input.password,
+        )
+        .await?;
+        Ok(DeleteAccountPayload {
+            deleted_user_id: global_id(NodeKind::User, id),
         })
     }
 }

@@ -30,7 +30,7 @@ pub(crate) async fn viewer_dataset_role(
     ctx: &Context<'_>,
     dataset: &dataset::Model,
 ) -> ApiResult<Option<entity::roles::DatasetRole>> {
-    let Some(viewer) = ctx.viewer().user_id() else {
+    let Some(viewer) = ctx.viewer().user_id_within(dataset.owner_id) else {
         return Ok(None);
     };
     // An account id is a user's or an organization's, never both: owning it means being it.
@@ -94,6 +94,7 @@ impl Dataset {
     }
 }
 
+/// A dataset, owned by a user or an organization, with per-dataset collaborator roles.
 #[Object]
 impl Dataset {
     /// The global ID of this dataset (Relay `Node`).
@@ -159,7 +160,9 @@ impl Dataset {
             String,
         >,
     ) -> async_graphql::Result<CollaboratorConnection> {
-        ctx.viewer().require()?;
+        if ctx.viewer().user_id_within(self.0.owner_id).is_none() {
+            return Err(ApiError::sign_in_required().into());
+        }
         let role = Box::pin(viewer_dataset_role(ctx, &self.0)).await?;
         if !dataset_allows(role, self.0.public, DatasetAction::ListCollaborators) {
             return Err(ApiError::Forbidden(
@@ -191,6 +194,7 @@ impl Collaborator {
     }
 }
 
+/// A user's role on a dataset.
 #[Object]
 impl Collaborator {
     /// The collaborating user.
@@ -296,7 +300,8 @@ pub struct DeleteDatasetPayload {
 pub struct AddCollaboratorInput {
     /// The dataset's full name (`owner/name`).
     pub dataset: String,
-    /// The user to add. On an organization's dataset they must be a member of it.
+    /// The user to add. On an organization's dataset they need not be a member of it (an
+    /// outside collaborator).
     pub username: String,
     /// Their role.
     #[graphql(default_with = "DatasetRole::Labeler")]
@@ -392,11 +397,11 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: CreateDatasetInput,
     ) -> async_graphql::Result<CreateDatasetPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let name = DatasetName::parse("name", &input.name)?;
         let located = super::create_dataset(
             ctx.db(),
-            viewer,
+            actor,
             input.owner.as_deref(),
             name,
             input.description,
@@ -414,10 +419,10 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: UpdateDatasetInput,
     ) -> async_graphql::Result<UpdateDatasetPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let located = super::update_dataset(
             ctx.db(),
-            viewer,
+            actor,
             &input.dataset,
             input.description,
             input.public,
@@ -434,8 +439,8 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: DeleteDatasetInput,
     ) -> async_graphql::Result<DeleteDatasetPayload> {
-        let viewer = ctx.viewer().require()?;
-        let id = super::delete_dataset(ctx.db(), viewer, &input.dataset).await?;
+        let actor = ctx.viewer().actor()?;
+        let id = super::delete_dataset(ctx.db(), actor, &input.dataset).await?;
         Ok(DeleteDatasetPayload {
             deleted_dataset_id: global_id(NodeKind::Dataset, id),
         })
@@ -447,10 +452,10 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: AddCollaboratorInput,
     ) -> async_graphql::Result<AddCollaboratorPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let row = super::add_collaborator(
             ctx.db(),
-            viewer,
+            actor,
             &input.dataset,
             &input.username,
             input.role.into(),
@@ -468,10 +473,10 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: UpdateCollaboratorInput,
     ) -> async_graphql::Result<UpdateCollaboratorPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let row = super::update_collaborator(
             ctx.db(),
-            viewer,
+            actor,
             &input.dataset,
             &input.username,
             input.role.into(),
@@ -488,9 +493,9 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: RemoveCollaboratorInput,
     ) -> async_graphql::Result<RemoveCollaboratorPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let located =
-            super::remove_collaborator(ctx.db(), viewer, &input.dataset, &input.username).await?;
+            super::remove_collaborator(ctx.db(), actor, &input.dataset, &input.username).await?;
         Ok(RemoveCollaboratorPayload {
             dataset: Dataset(located.dataset),
         })
@@ -504,7 +509,7 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: CloneDatasetInput,
     ) -> async_graphql::Result<CloneDatasetPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let name = input
             .name
             .as_deref()
@@ -512,7 +517,7 @@ impl DatasetMutation {
             .transpose()?;
         let located = super::clone_dataset(
             ctx.db(),
-            viewer,
+            actor,
             &input.dataset,
             input.owner.as_deref(),
             name,
@@ -530,9 +535,9 @@ impl DatasetMutation {
         ctx: &Context<'_>,
         input: TransferDatasetInput,
     ) -> async_graphql::Result<TransferDatasetPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let located =
-            super::transfer_dataset(ctx.db(), viewer, &input.dataset, &input.new_owner).await?;
+            super::transfer_dataset(ctx.db(), actor, &input.dataset, &input.new_owner).await?;
         Ok(TransferDatasetPayload {
             dataset: Dataset(located.dataset),
         })

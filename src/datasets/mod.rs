@@ -15,6 +15,7 @@ use sea_orm::{
 use entity::roles::{AccountKind, DatasetRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
+use crate::auth::Actor;
 use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{DatasetName, username_key};
@@ -144,7 +145,7 @@ async fn lock_dataset(tx: &DatabaseTransaction, full_name: &str) -> ApiResult<Op
 async fn authorize(
     tx: &DatabaseTransaction,
     full_name: &str,
-    viewer: i64,
+    actor: Actor,
     action: DatasetAction,
 ) -> ApiResult<(Located, Option<DatasetRole>)> {
     let located = match action {
@@ -152,8 +153,20 @@ async fn authorize(
         _ => lock_dataset(tx, full_name).await?,
     }
     .ok_or_else(|| no_such_dataset(full_name))?;
-    let administers_owner = owns_or_administers(tx, &located.owner, viewer).await?;
-    let role = effective_role_of(tx, &located, viewer, administers_owner).await?;
+    // A token restricted to another organization is anonymous here: it may read a public
+    // dataset (to clone it into its own organization), and change nothing.
+    let viewer = match action {
+        DatasetAction::Clone => actor.on(located.owner.id).ok(),
+        _ => Some(actor.on(located.owner.id)?),
+    };
+    let (administers_owner, role) = match viewer {
+        Some(viewer) => {
+            let administers = owns_or_administers(tx, &located.owner, viewer).await?;
+            let role = effective_role_of(tx, &located, viewer, administers).await?;
+            (administers, role)
+        }
+        None => (false, None),
+    };
     let public = located.dataset.public;
     if !dataset_allows(role, public, DatasetAction::See) {
         return Err(no_such_dataset(full_name));
@@ -194,13 +207,18 @@ async fn authorize(
 async fn target_owner(
     tx: &DatabaseTransaction,
     owner: Option<&str>,
-    viewer: i64,
+    actor: Actor,
 ) -> ApiResult<account::Model> {
     let account = match owner {
-        None => account::Entity::find_by_id(viewer).one(tx).await?,
+        None => {
+            account::Entity::find_by_id(actor.as_themself()?)
+                .one(tx)
+                .await?
+        }
         Some(name) => find_account(tx, name).await?,
     }
     .ok_or_else(|| ApiError::NotFound(format!("no account named '{}'", owner.unwrap_or(""))))?;
+    let viewer = actor.on(account.id)?;
     match account.kind {
         AccountKind::User if account.id == viewer => Ok(account),
         AccountKind::User => Err(ApiError::Forbidden(
@@ -287,15 +305,15 @@ async fn insert_with_fan_out(
 /// in one transaction: a failure leaves neither dataset nor collaborators.
 pub async fn create_dataset(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     owner: Option<&str>,
     name: DatasetName,
     description: String,
     public: bool,
 ) -> ApiResult<Located> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let owner = target_owner(&tx, owner, viewer).await?;
-    let dataset = insert_with_fan_out(&tx, &owner, viewer, &name, description, public).await?;
+    let owner = target_owner(&tx, owner, actor).await?;
+    let dataset = insert_with_fan_out(&tx, &owner, actor.user, &name, description, public).await?;
     tx.commit().await?;
     Ok(Located { dataset, owner })
 }
@@ -303,13 +321,13 @@ pub async fn create_dataset(
 /// Updates a dataset's settings (its ADMINs only); `None` leaves a field unchanged.
 pub async fn update_dataset(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
     description: Option<String>,
     public: Option<bool>,
 ) -> ApiResult<Located> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let (located, _) = authorize(&tx, full_name, viewer, DatasetAction::UpdateSettings).await?;
+    let (located, _) = authorize(&tx, full_name, actor, DatasetAction::UpdateSettings).await?;
     let mut change: dataset::ActiveModel = located.dataset.into();
     if let Some(description) = description {
         change.description = Set(description);
@@ -329,11 +347,11 @@ pub async fn update_dataset(
 /// only those who are ADMINs of the organization too). Returns its id.
 pub async fn delete_dataset(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
 ) -> ApiResult<i64> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let (located, _) = authorize(&tx, full_name, viewer, DatasetAction::Delete).await?;
+    let (located, _) = authorize(&tx, full_name, actor, DatasetAction::Delete).await?;
     dataset::Entity::delete_by_id(located.dataset.id)
         .exec(&tx)
         .await?;
@@ -348,14 +366,14 @@ fn manager_refused() -> ApiError {
 /// Adds a collaborator (MANAGERs and ADMINs; a MANAGER never grants `ADMIN`).
 pub async fn add_collaborator(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
     username: &str,
     role: DatasetRole,
 ) -> ApiResult<collaborator::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
     let (located, actor) =
-        authorize(&tx, full_name, viewer, DatasetAction::ManageCollaborators).await?;
+        authorize(&tx, full_name, actor, DatasetAction::ManageCollaborators).await?;
     if !may_set_collaborator(actor, None, Some(role)) {
         return Err(manager_refused());
     }
@@ -405,14 +423,14 @@ async fn require_collaborator(
 /// Changes a collaborator's role (MANAGERs and ADMINs; a MANAGER never touches `ADMIN`).
 pub async fn update_collaborator(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
     username: &str,
     role: DatasetRole,
 ) -> ApiResult<collaborator::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
     let (located, actor) =
-        authorize(&tx, full_name, viewer, DatasetAction::ManageCollaborators).await?;
+        authorize(&tx, full_name, actor, DatasetAction::ManageCollaborators).await?;
     let current = require_collaborator(&tx, &located, username).await?;
     if !may_set_collaborator(actor, Some(current.role), Some(role)) {
         return Err(manager_refused());
@@ -427,13 +445,13 @@ pub async fn update_collaborator(
 /// Removes a collaborator (MANAGERs and ADMINs; a MANAGER never removes an `ADMIN`).
 pub async fn remove_collaborator(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
     username: &str,
 ) -> ApiResult<Located> {
     let tx = db.begin_with_options(write_tx()).await?;
     let (located, actor) =
-        authorize(&tx, full_name, viewer, DatasetAction::ManageCollaborators).await?;
+        authorize(&tx, full_name, actor, DatasetAction::ManageCollaborators).await?;
     let current = require_collaborator(&tx, &located, username).await?;
     if !may_set_collaborator(actor, Some(current.role), None) {
         return Err(manager_refused());
@@ -450,22 +468,22 @@ pub async fn remove_collaborator(
 /// collaborators follow the creation fan-out (not the source's list).
 pub async fn clone_dataset(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
     owner: Option<&str>,
     name: Option<DatasetName>,
 ) -> ApiResult<Located> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let (source, _) = authorize(&tx, full_name, viewer, DatasetAction::Clone).await?;
+    let (source, _) = authorize(&tx, full_name, actor, DatasetAction::Clone).await?;
     let name = match name {
         Some(name) => name,
         None => DatasetName::parse("name", &format!("{}-clone", source.dataset.name))?,
     };
-    let owner = target_owner(&tx, owner, viewer).await?;
+    let owner = target_owner(&tx, owner, actor).await?;
     let dataset = insert_with_fan_out(
         &tx,
         &owner,
-        viewer,
+        actor.user,
         &name,
         source.dataset.description.clone(),
         source.dataset.public,
@@ -481,13 +499,13 @@ pub async fn clone_dataset(
 /// stay: those who are not members of the new owner are its outside collaborators.
 pub async fn transfer_dataset(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     full_name: &str,
     new_owner: &str,
 ) -> ApiResult<Located> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let (located, _) = authorize(&tx, full_name, viewer, DatasetAction::Transfer).await?;
-    let owner = target_owner(&tx, Some(new_owner), viewer).await?;
+    let (located, _) = authorize(&tx, full_name, actor, DatasetAction::Transfer).await?;
+    let owner = target_owner(&tx, Some(new_owner), actor).await?;
     let mut change: dataset::ActiveModel = located.dataset.clone().into();
     change.owner_id = Set(owner.id);
     let dataset = change.update(&tx).await.map_err(|e| {

@@ -52,7 +52,7 @@ impl Organization {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<entity::roles::OrganizationRole>> {
-        let Some(viewer) = ctx.viewer().user_id() else {
+        let Some(viewer) = ctx.viewer().user_id_within(self.0.id) else {
             return Ok(None);
         };
         let key = MembershipKey {
@@ -67,6 +67,7 @@ impl Organization {
     }
 }
 
+/// A shared account that owns datasets; users join it as members.
 #[Object]
 impl Organization {
     /// The global ID of this organization (Relay `Node`).
@@ -114,7 +115,9 @@ impl Organization {
             String,
         >,
     ) -> async_graphql::Result<MemberConnection> {
-        ctx.viewer().require()?;
+        if ctx.viewer().user_id_within(self.0.id).is_none() {
+            return Err(ApiError::sign_in_required().into());
+        }
         if !org_allows(
             Box::pin(self.viewer_role_inner(ctx)).await?,
             OrgAction::ListMembers,
@@ -133,6 +136,31 @@ impl Organization {
             return Ok(page_of(&args, rows, total, node));
         }
         Ok(load_page(ctx, &args, key, total, node).await?)
+    }
+
+    /// The API tokens restricted to this organization, newest first (revoked ones are
+    /// gone). Admins only: `FORBIDDEN` for others, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
+    async fn api_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many tokens to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return tokens after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<crate::tokens::ApiTokenConnection> {
+        if ctx.viewer().user_id_within(self.0.id).is_none() {
+            return Err(ApiError::sign_in_required().into());
+        }
+        let role = Box::pin(self.viewer_role_inner(ctx)).await?;
+        if !org_allows(role, OrgAction::ManageTokens) {
+            return Err(ApiError::Forbidden(
+                "only an admin of the organization may see its API tokens".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        Ok(crate::tokens::organization_tokens(ctx, self.0.id, &args).await?)
     }
 
     /// The datasets this organization owns that the viewer may see, ordered by name
@@ -181,6 +209,7 @@ impl Member {
     }
 }
 
+/// A user's membership of an organization.
 #[Object]
 impl Member {
     /// The member.
@@ -252,7 +281,7 @@ impl OrganizationQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The organization's username, in any case.")] username: String,
     ) -> async_graphql::Result<Option<Organization>> {
-        let Some(viewer) = ctx.viewer().user_id() else {
+        let Some(viewer) = ctx.viewer().signed_in() else {
             return Ok(super::find_organization(&ctx.reader(), &username)
                 .await?
                 .map(Organization::from));
@@ -268,6 +297,11 @@ impl OrganizationQuery {
                 .await?;
         Ok(found.map(|found| {
             let id = found.organization.id;
+            // A token restricted to another organization is anonymous here: what was read
+            // of the user's membership is not the viewer's to use.
+            if ctx.viewer().user_id_within(id).is_none() {
+                return Organization::from(found.organization);
+            }
             let loader = ctx.loader().loader();
             let key = MembershipKey {
                 organization_id: id,
@@ -424,11 +458,11 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: CreateOrganizationInput,
     ) -> async_graphql::Result<CreateOrganizationPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let username = Username::parse("username", &input.username)?;
         let display_name = display_name(input.display_name)?;
         let organization =
-            super::create_organization(ctx.db(), viewer, username, display_name).await?;
+            super::create_organization(ctx.db(), actor, username, display_name).await?;
         Ok(CreateOrganizationPayload {
             organization: Organization::from(organization),
         })
@@ -440,14 +474,14 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: UpdateOrganizationInput,
     ) -> async_graphql::Result<UpdateOrganizationPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let change = match input.display_name {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(display_name(Some(v))?),
         };
         let organization =
-            super::update_organization(ctx.db(), viewer, &input.organization, change).await?;
+            super::update_organization(ctx.db(), actor, &input.organization, change).await?;
         Ok(UpdateOrganizationPayload {
             organization: Organization::from(organization),
         })
@@ -459,8 +493,8 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: DeleteOrganizationInput,
     ) -> async_graphql::Result<DeleteOrganizationPayload> {
-        let viewer = ctx.viewer().require()?;
-        let id = super::delete_organization(ctx.db(), viewer, &input.organization).await?;
+        let actor = ctx.viewer().actor()?;
+        let id = super::delete_organization(ctx.db(), actor, &input.organization).await?;
         Ok(DeleteOrganizationPayload {
             deleted_organization_id: global_id(NodeKind::Organization, id),
         })
@@ -472,10 +506,10 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: AddMemberInput,
     ) -> async_graphql::Result<AddMemberPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let member = super::add_member(
             ctx.db(),
-            viewer,
+            actor,
             &input.organization,
             &input.username,
             input.role.into(),
@@ -494,7 +528,7 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: UpdateMemberInput,
     ) -> async_graphql::Result<UpdateMemberPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let default_dataset_role = match input.default_dataset_role {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -502,7 +536,7 @@ impl OrganizationMutation {
         };
         let member = super::update_member(
             ctx.db(),
-            viewer,
+            actor,
             &input.organization,
             &input.username,
             input.role.map(Into::into),
@@ -521,9 +555,9 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: RemoveMemberInput,
     ) -> async_graphql::Result<RemoveMemberPayload> {
-        let viewer = ctx.viewer().require()?;
+        let actor = ctx.viewer().actor()?;
         let organization =
-            super::remove_member(ctx.db(), viewer, &input.organization, &input.username).await?;
+            super::remove_member(ctx.db(), actor, &input.organization, &input.username).await?;
         Ok(RemoveMemberPayload {
             organization: Organization::from(organization),
         })
@@ -536,8 +570,8 @@ impl OrganizationMutation {
         ctx: &Context<'_>,
         input: LeaveOrganizationInput,
     ) -> async_graphql::Result<LeaveOrganizationPayload> {
-        let viewer = ctx.viewer().require()?;
-        let organization = super::leave_organization(ctx.db(), viewer, &input.organization).await?;
+        let actor = ctx.viewer().actor()?;
+        let organization = super::leave_organization(ctx.db(), actor, &input.organization).await?;
         Ok(LeaveOrganizationPayload {
             organization: Organization::from(organization),
         })

@@ -20,6 +20,7 @@ use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
 use crate::accounts::insert_account;
+use crate::auth::Actor;
 use crate::db::{Shapes, select_model, select_nulls, write_tx};
 use crate::error::{ApiError, ApiResult};
 use crate::newtypes::{Username, username_key};
@@ -288,9 +289,10 @@ pub async fn memberships_of_user(
         .collect()
 }
 
-/// An organization locked for a membership change, with the viewer's role in it.
+/// An organization locked for a membership change, with the viewer and their role in it.
 struct Locked {
     organization: account::Model,
+    viewer: i64,
     viewer_role: Option<OrganizationRole>,
 }
 
@@ -301,7 +303,7 @@ struct Locked {
 async fn lock_organization(
     tx: &DatabaseTransaction,
     username: &str,
-    viewer: i64,
+    actor: Actor,
 ) -> ApiResult<Locked> {
     let organization = find_organization(tx, username)
         .await?
@@ -311,13 +313,41 @@ async fn lock_organization(
         .one(tx)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no organization named '{username}'")))?;
+    // A token restricted to another organization is anonymous here.
+    let viewer = actor.on(organization.id)?;
     let viewer_role = membership(tx, organization.id, viewer)
         .await?
         .map(|m| m.role);
     Ok(Locked {
         organization,
+        viewer,
         viewer_role,
     })
+}
+
+/// Locks organization `id`'s row until `tx` ends: the serialization point of every change
+/// to its memberships (see [`lock_organization`]).
+pub(crate) async fn lock_organization_row(tx: &DatabaseTransaction, id: i64) -> ApiResult<()> {
+    organization::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?;
+    Ok(())
+}
+
+/// Whether organization `organization_id` has an admin other than `user_id`.
+pub(crate) async fn another_admin_remains(
+    tx: &DatabaseTransaction,
+    organization_id: i64,
+    user_id: i64,
+) -> ApiResult<bool> {
+    let others = membership::Entity::find()
+        .filter(membership::Column::OrganizationId.eq(organization_id))
+        .filter(membership::Column::Role.eq(OrganizationRole::Admin))
+        .filter(membership::Column::UserId.ne(user_id))
+        .count(tx)
+        .await?;
+    Ok(others > 0)
 }
 
 /// `FORBIDDEN` unless `role` allows `action` (the policy decides).
@@ -356,13 +386,7 @@ async fn ensure_change_keeps_an_admin(
     if target.role != OrganizationRole::Admin || new_role == Some(OrganizationRole::Admin) {
         return Ok(());
     }
-    let other_admins = membership::Entity::find()
-        .filter(membership::Column::OrganizationId.eq(target.organization_id))
-        .filter(membership::Column::Role.eq(OrganizationRole::Admin))
-        .filter(membership::Column::UserId.ne(target.user_id))
-        .count(tx)
-        .await?;
-    if other_admins == 0 {
+    if !another_admin_remains(tx, target.organization_id, target.user_id).await? {
         return Err(last_admin());
     }
     Ok(())
@@ -399,10 +423,12 @@ async fn remove_collaborations(
 /// Creates an organization; its creator becomes its first admin.
 pub async fn create_organization(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     username: Username,
     display_name: Option<String>,
 ) -> ApiResult<account::Model> {
+    // A new organization is the user's own act: no token restricted to another one.
+    let viewer = actor.as_themself()?;
     let tx = db.begin_with_options(write_tx()).await?;
     let creator = account::Entity::find_by_id(viewer)
         .one(&tx)
@@ -433,12 +459,12 @@ pub async fn create_organization(
 /// Updates an organization's settings (admins only).
 pub async fn update_organization(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     username: &str,
     display_name: Option<Option<String>>,
 ) -> ApiResult<account::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let locked = lock_organization(&tx, username, viewer).await?;
+    let locked = lock_organization(&tx, username, actor).await?;
     authorize(locked.viewer_role, OrgAction::UpdateSettings)?;
     if let Some(display_name) = display_name {
         organization::ActiveModel {
@@ -456,11 +482,11 @@ pub async fn update_organization(
 /// foreign keys cascade); its username is free again. Admins only. Returns the deleted id.
 pub async fn delete_organization(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     username: &str,
 ) -> ApiResult<i64> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let locked = lock_organization(&tx, username, viewer).await?;
+    let locked = lock_organization(&tx, username, actor).await?;
     authorize(locked.viewer_role, OrgAction::Delete)?;
     account::Entity::delete_by_id(locked.organization.id)
         .exec(&tx)
@@ -472,14 +498,14 @@ pub async fn delete_organization(
 /// Adds a user to an organization (admins only). Already a member: `CONFLICT`.
 pub async fn add_member(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     organization: &str,
     username: &str,
     role: OrganizationRole,
     default_dataset_role: Option<DatasetRole>,
 ) -> ApiResult<membership::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let locked = lock_organization(&tx, organization, viewer).await?;
+    let locked = lock_organization(&tx, organization, actor).await?;
     authorize(locked.viewer_role, OrgAction::ManageMembers)?;
     let user = require_user(&tx, username).await?;
     if membership(&tx, locked.organization.id, user.id)
@@ -529,14 +555,14 @@ async fn authorize_member_change(
 /// unchanged. Demoting the last admin: `CONFLICT`.
 pub async fn update_member(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     organization: &str,
     username: &str,
     role: Option<OrganizationRole>,
     default_dataset_role: Option<Option<DatasetRole>>,
 ) -> ApiResult<membership::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let locked = lock_organization(&tx, organization, viewer).await?;
+    let locked = lock_organization(&tx, organization, actor).await?;
     let (_, current) = authorize_member_change(&tx, &locked, username, |current| {
         Some(role.unwrap_or(current.role))
     })
@@ -558,12 +584,12 @@ pub async fn update_member(
 /// datasets. Removing the last admin: `CONFLICT`.
 pub async fn remove_member(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     organization: &str,
     username: &str,
 ) -> ApiResult<account::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let locked = lock_organization(&tx, organization, viewer).await?;
+    let locked = lock_organization(&tx, organization, actor).await?;
     let (user, _) = authorize_member_change(&tx, &locked, username, |_| None).await?;
     leave(&tx, &locked.organization, &user).await?;
     tx.commit().await?;
@@ -574,12 +600,12 @@ pub async fn remove_member(
 /// last admin cannot leave: `CONFLICT`.
 pub async fn leave_organization(
     db: &DatabaseConnection,
-    viewer: i64,
+    actor: Actor,
     organization: &str,
 ) -> ApiResult<account::Model> {
     let tx = db.begin_with_options(write_tx()).await?;
-    let locked = lock_organization(&tx, organization, viewer).await?;
-    let user = account::Entity::find_by_id(viewer)
+    let locked = lock_organization(&tx, organization, actor).await?;
+    let user = account::Entity::find_by_id(locked.viewer)
         .one(&tx)
         .await?
         .ok_or_else(ApiError::sign_in_required)?;
@@ -592,7 +618,8 @@ pub async fn leave_organization(
     Ok(locked.organization)
 }
 
-/// Deletes the membership and the collaborations it gave, then checks the last-admin rule.
+/// Deletes the membership, the collaborations it gave and the user's API tokens restricted
+/// to the organization, then checks the last-admin rule.
 async fn leave(
     tx: &DatabaseTransaction,
     organization: &account::Model,
@@ -605,6 +632,7 @@ async fn leave(
         return Err(not_a_member(user, organization));
     }
     remove_collaborations(tx, organization.id, user.id).await?;
+    crate::tokens::revoke_restricted(tx, user.id, organization.id).await?;
     ensure_an_admin_remains(tx, organization.id).await
 }
 

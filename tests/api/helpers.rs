@@ -389,11 +389,18 @@ pub struct ServerProcess {
     child: tokio::process::Child,
     /// `http://127.0.0.1:<port>`, as the process reported it.
     pub address: String,
+    /// Every line it has written to its standard output (its log), so far.
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Starts the binary on a free port and waits for it to report its address.
     pub async fn start(database_url: &str) -> ServerProcess {
+        Self::start_logging(database_url, "info").await
+    }
+
+    /// [`ServerProcess::start`], logging at `level` (`RUST_LOG`).
+    pub async fn start_logging(database_url: &str, level: &str) -> ServerProcess {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgql"))
             .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
@@ -401,7 +408,7 @@ impl ServerProcess {
             // Many sign-ups and log-ins from one address; not what these tests are about.
             .env("ORGQL_LOGIN_PER_ADDRESS", "100000")
             .env("ORGQL_SIGNUP_PER_ADDRESS", "100000")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -409,19 +416,35 @@ impl ServerProcess {
             .expect("orgql starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
         let address = loop {
             let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
                 .await
                 .expect("orgql reports its address in time")
                 .unwrap()
                 .expect("orgql printed its address");
+            kept.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
         // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess { child, address }
+        let keeping = kept.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                keeping.lock().unwrap().push(line);
+            }
+        });
+        ServerProcess {
+            child,
+            address,
+            lines: kept,
+        }
+    }
+
+    /// What it has logged so far, line by line.
+    pub fn logs(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
     }
 
     /// A client for it.

@@ -18,3 +18,4 @@ mod organizations;
 mod policy;
 mod spa;
 mod statements;
+mod tokens;

@@ -1,13 +1,16 @@
 //! The SQL that pages of datasets filter with is `policy.rs`'s rule: for every relation a
 //! viewer can have to a dataset (owner, admin or member of the owning organization, each
 //! collaborator role, stranger, anonymous) and both visibilities, the rows the SQL
-//! condition keeps are exactly those `policy::dataset_allows` lets the viewer see.
+//! condition keeps are exactly those `policy::dataset_allows` lets the viewer see, signed in
+//! with an unrestricted credential or with an API token restricted to the organization.
 
 use std::collections::BTreeSet;
 
 use entity::dataset;
 use entity::roles::DatasetRole;
-use orgql::policy::{DatasetAction, dataset_allows, effective_dataset_role, visible_datasets};
+use orgql::policy::{
+    DatasetAction, dataset_allows, effective_dataset_role, reaches, visible_datasets,
+};
 use sea_orm::sea_query::{Alias, Expr, IntoIden, Query};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
@@ -135,7 +138,14 @@ async fn the_sql_visibility_filter_is_the_policy(backend: Backend) {
         let role = effective_dataset_role(false, Some(role(r)));
         viewers.push((Some(name.as_str()), role, role));
     }
-    for (viewer, personal_role, org_role) in viewers {
+    let acme = id_of("acme").await;
+    let owner_id = id_of("owner").await;
+    // Each viewer signed in with an unrestricted credential, and with an API token
+    // restricted to acme (anonymous outside it).
+    let cases = viewers
+        .into_iter()
+        .flat_map(|viewer| [(viewer, None), (viewer, Some(acme))]);
+    for ((viewer, personal_role, org_role), restricted_to) in cases {
         let viewer_id = match viewer {
             Some(name) => Some(id_of(name).await),
             None => None,
@@ -144,7 +154,12 @@ async fn the_sql_visibility_filter_is_the_policy(backend: Backend) {
         let allowed: BTreeSet<String> = datasets
             .iter()
             .filter(|(_, of_org, public)| {
-                let role = if *of_org { org_role } else { personal_role };
+                let (role, owner) = if *of_org {
+                    (org_role, acme)
+                } else {
+                    (personal_role, owner_id)
+                };
+                let role = role.filter(|_| reaches(restricted_to, owner));
                 dataset_allows(role, *public, DatasetAction::See)
             })
             .map(|(full, _, _)| full.split_once('/').unwrap().1.to_owned())
@@ -154,7 +169,7 @@ async fn the_sql_visibility_filter_is_the_policy(backend: Backend) {
         let select = Query::select()
             .expr(Expr::col((table.clone(), dataset::Column::Id)))
             .from_as(dataset::Entity, table.clone())
-            .cond_where(visible_datasets(viewer_id, table))
+            .cond_where(visible_datasets(viewer_id, restricted_to, table))
             .to_owned();
         let rows = db
             .query_all_raw(db.get_database_backend().build(&select))
@@ -167,7 +182,10 @@ async fn the_sql_visibility_filter_is_the_policy(backend: Backend) {
                 names.iter().find(|(i, _)| *i == id).unwrap().1.clone()
             })
             .collect();
-        assert_eq!(kept, allowed, "viewer {viewer:?}");
+        assert_eq!(
+            kept, allowed,
+            "viewer {viewer:?}, restricted to {restricted_to:?}"
+        );
         assert!(
             allowed.contains("own-public") && allowed.contains("acme-public"),
             "public datasets are seen by everyone"
