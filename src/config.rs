@@ -126,6 +126,15 @@ pub struct Config {
     #[arg(long, env = "ORGQL_PARSED_CACHE_SIZE", default_value_t = 256)]
     pub parsed_cache_size: usize,
 
+    /// Days an invitation stays open before it expires.
+    #[arg(long, env = "ORGQL_INVITATION_TTL_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub invitation_ttl_days: u32,
+
+    /// Days to keep audit events; older ones are deleted in the background, in small
+    /// batches. Unset: keep them forever.
+    #[arg(long, env = "ORGQL_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+
     /// Seed a small demo world (two organizations, a few users and datasets, every role in
     /// use) when the database is empty, and print a token for each demo user.
     #[arg(long, env = "ORGQL_DEMO")]

@@ -27,6 +27,8 @@ pub struct AppState {
     pub rate_limits: crate::ratelimit::RateLimits,
     /// An argon2 hash checked for unknown accounts at `logIn` (see [`crate::auth::dummy_hash`]).
     pub dummy_hash: String,
+    /// How many days an invitation stays open.
+    pub invitation_ttl_days: u32,
 }
 
 impl AppState {

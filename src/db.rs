@@ -559,6 +559,7 @@ where
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+    for<'q> chrono::DateTime<chrono::Utc>: Encode<'q, DB> + Type<DB>,
 {
     let mut arguments = DB::Arguments::default();
     for value in values {
@@ -572,6 +573,8 @@ where
             Value::Bool(Some(v)) => arguments.add(v),
             Value::String(v) => arguments.add(v),
             Value::Bytes(v) => arguments.add(v),
+            // Timestamps, encoded as sea-orm writes them (invitations' expiry).
+            Value::ChronoDateTimeUtc(Some(v)) => arguments.add(v),
             other => {
                 return Err(DbErr::Custom(format!(
                     "fetch_all binds no value of this type: {other:?}"

@@ -2,6 +2,7 @@
 //! (`src/main.rs`) parses configuration and calls [`Application::build`].
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod context;
@@ -12,6 +13,7 @@ pub mod eager;
 pub mod error;
 mod graphiql;
 pub mod http;
+pub mod invitations;
 pub mod limits;
 pub mod loaders;
 pub mod newtypes;

@@ -29,6 +29,10 @@ pub enum Node {
     Dataset(Dataset),
     /// An API token (to its owner and the admins of its organization).
     ApiToken(ApiToken),
+    /// An audit event (to those who may read a log that holds it).
+    AuditEvent(crate::audit::AuditEvent),
+    /// An invitation (to its invitee and the organization's admins).
+    Invitation(crate::invitations::Invitation),
 }
 
 /// An account: a user or an organization. Both share one namespace of usernames.
@@ -94,6 +98,13 @@ impl NodeQuery {
             NodeKind::ApiToken => crate::tokens::visible(&ctx.reader(), ctx.viewer().user_id(), id)
                 .await?
                 .map(|token| Node::ApiToken(ApiToken(token))),
+            NodeKind::Invitation => match ctx.viewer().user_id() {
+                Some(viewer) => crate::invitations::visible(&ctx.reader(), viewer, id)
+                    .await?
+                    .map(|row| Node::Invitation(crate::invitations::Invitation(row))),
+                None => None,
+            },
+            NodeKind::AuditEvent => crate::audit::readable(ctx, id).await?.map(Node::AuditEvent),
             NodeKind::Dataset => match ctx.load(DatasetId(id)).await? {
                 Some(row) => {
                     let dataset = Dataset(row);

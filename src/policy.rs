@@ -31,6 +31,8 @@ pub enum OrgAction {
     Leave,
     /// See and revoke the API tokens restricted to it.
     ManageTokens,
+    /// Read its audit log, and its invitations; invite, revoke invitations.
+    Audit,
 }
 
 /// Whether a viewer with organization role `role` (`None`: not a member) may do `action`.
@@ -39,7 +41,7 @@ pub fn org_allows(role: Option<OrganizationRole>, action: OrgAction) -> bool {
     match action {
         SeeProfile => true,
         ListMembers | Leave => role.is_some(),
-        CreateDataset | ManageMembers | UpdateSettings | Delete | ManageTokens => {
+        CreateDataset | ManageMembers | UpdateSettings | Delete | ManageTokens | Audit => {
             role == Some(OrganizationRole::Admin)
         }
     }
@@ -124,6 +126,8 @@ pub enum DatasetAction {
     Clone,
     /// Transfer it to another owner.
     Transfer,
+    /// Read its audit log.
+    ReadAuditLog,
 }
 
 /// The effective role of a viewer on a dataset: the personal owner and the admins of the
@@ -148,7 +152,7 @@ pub fn dataset_allows(role: Option<DatasetRole>, public: bool, action: DatasetAc
         Clone => public || role == Some(DatasetRole::Admin),
         ListCollaborators => role.is_some(),
         ManageCollaborators => role >= Some(DatasetRole::Manager),
-        UpdateSettings | Delete | Transfer => role == Some(DatasetRole::Admin),
+        UpdateSettings | Delete | Transfer | ReadAuditLog => role == Some(DatasetRole::Admin),
     }
 }
 

@@ -24,6 +24,10 @@ pub enum NodeKind {
     Dataset,
     /// An `ApiToken`.
     ApiToken,
+    /// An `AuditEvent`.
+    AuditEvent,
+    /// An `Invitation`.
+    Invitation,
 }
 
 impl NodeKind {
@@ -33,6 +37,8 @@ impl NodeKind {
             NodeKind::Organization => "Organization",
             NodeKind::Dataset => "Dataset",
             NodeKind::ApiToken => "ApiToken",
+            NodeKind::AuditEvent => "AuditEvent",
+            NodeKind::Invitation => "Invitation",
         }
     }
 }
@@ -59,6 +65,8 @@ pub fn parse_global_id(id: &str) -> Option<(NodeKind, i64)> {
         NodeKind::Organization,
         NodeKind::Dataset,
         NodeKind::ApiToken,
+        NodeKind::AuditEvent,
+        NodeKind::Invitation,
     ]
     .into_iter()
     .find(|k| k.tag() == tag)?;
@@ -140,7 +148,7 @@ impl CursorType for KeyCursor {
 }
 
 /// What a connection's `totalCount` counts; loaded (batched) only when asked for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum ConnectionTotal {
     /// An organization's members.
     Members(i64),
@@ -152,24 +160,54 @@ pub enum ConnectionTotal {
     UserTokens(i64),
     /// The API tokens restricted to an organization.
     OrganizationTokens(i64),
+    /// The events of an organization's log a filter keeps.
+    OrganizationLog(i64, crate::audit::LogFilter),
+    /// A dataset's log.
+    DatasetLog(i64),
+    /// An organization's invitations in one state (`None`: all).
+    OrganizationInvitations(i64, Option<entity::invitation::InvitationState>),
+    /// A user's pending invitations.
+    UserInvitations(i64),
 }
 
 #[Object]
 impl ConnectionTotal {
     /// How many nodes the whole list has (that the viewer may see), across all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
-        let count = match *self {
-            ConnectionTotal::Members(id) => ctx.load::<MemberCount>(CountKey(id)).await?,
+        let count = match self {
+            ConnectionTotal::Members(id) => ctx.load::<MemberCount>(CountKey(*id)).await?,
             ConnectionTotal::Collaborators(id) => {
-                ctx.load::<CollaboratorCount>(CountKey(id)).await?
+                ctx.load::<CollaboratorCount>(CountKey(*id)).await?
             }
-            ConnectionTotal::Datasets(id) => ctx.load::<DatasetCount>(CountKey(id)).await?,
+            ConnectionTotal::Datasets(id) => ctx.load::<DatasetCount>(CountKey(*id)).await?,
             ConnectionTotal::UserTokens(id) => {
-                ctx.load::<crate::tokens::UserTokenCount>(CountKey(id))
+                ctx.load::<crate::tokens::UserTokenCount>(CountKey(*id))
                     .await?
             }
             ConnectionTotal::OrganizationTokens(id) => {
-                ctx.load::<crate::tokens::OrganizationTokenCount>(CountKey(id))
+                ctx.load::<crate::tokens::OrganizationTokenCount>(CountKey(*id))
+                    .await?
+            }
+            ConnectionTotal::OrganizationLog(id, filter) => {
+                ctx.load(crate::audit::OrganizationLogCount(
+                    CountKey(*id),
+                    filter.clone(),
+                ))
+                .await?
+            }
+            ConnectionTotal::OrganizationInvitations(id, state) => {
+                ctx.load(crate::invitations::OrganizationInvitationCount(
+                    CountKey(*id),
+                    *state,
+                ))
+                .await?
+            }
+            ConnectionTotal::UserInvitations(id) => {
+                ctx.load::<crate::invitations::UserInvitationCount>(CountKey(*id))
+                    .await?
+            }
+            ConnectionTotal::DatasetLog(id) => {
+                ctx.load::<crate::audit::DatasetLogCount>(CountKey(*id))
                     .await?
             }
         };

@@ -4,6 +4,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder, Serv
 
 use crate::accounts::{AccountControlMutation, AccountMutation, AccountQuery};
 use crate::datasets::{DatasetMutation, DatasetQuery};
+use crate::invitations::InvitationMutation;
 use crate::node::{AccountInterface, NodeQuery};
 use crate::organizations::{OrganizationMutation, OrganizationQuery};
 use crate::tokens::TokenMutation;
@@ -19,6 +20,7 @@ pub struct Mutation(
     AccountControlMutation,
     TokenMutation,
     OrganizationMutation,
+    InvitationMutation,
     DatasetMutation,
 );
 

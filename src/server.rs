@@ -101,6 +101,9 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     let query_connections = Arc::new(crate::db::QueryConnections::new(config.db_max_connections));
     crate::db::QueryConnections::return_stale_periodically(&query_connections);
     crate::ratelimit::prune_periodically(db.clone());
+    if let Some(days) = config.audit_retention_days {
+        crate::audit::prune_periodically(db.clone(), days);
+    }
     Ok(Arc::new(AppState {
         db,
         statements,
@@ -112,6 +115,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
             sign_up_per_address: config.sign_ups_per_address,
         },
         dummy_hash,
+        invitation_ttl_days: config.invitation_ttl_days,
     }))
 }
 

@@ -22,6 +22,14 @@ import {
   OrganizationApiTokensDocument,
   OrganizationDocument,
   OrganizationMembersDocument,
+  AcceptInvitationDocument,
+  DatasetAuditLogDocument,
+  DeclineInvitationDocument,
+  InviteMemberDocument,
+  OrganizationAuditLogDocument,
+  OrganizationInvitationsDocument,
+  RevokeInvitationDocument,
+  ViewerInvitationsDocument,
   OrgqlError,
   RemoveCollaboratorDocument,
   RemoveMemberDocument,
@@ -350,5 +358,59 @@ describe("the API story", () => {
     assert.equal(deleteAccount.deletedUserId, frank.id);
     assert.equal((await query(erinAgain, UserDocument, { username: "frank" })).user, null);
     await signUp("frank");
+  });
+
+  test("invitations and the audit log", async () => {
+    const gina = await signUp("gina");
+    const hal = await signUp("hal");
+    await mutate(gina.client, CreateOrganizationDocument, { input: { username: "umbrella" } });
+
+    const { inviteMember } = await mutate(gina.client, InviteMemberDocument, {
+      input: { organization: "umbrella", username: "hal", defaultDatasetRole: "VIEWER" },
+    });
+    assert.equal(inviteMember.invitation.state, "PENDING");
+    assert.equal(inviteMember.invitation.inviter?.username, "gina");
+    const pending = await query(hal.client, ViewerInvitationsDocument, {});
+    assert.deepEqual(pending.viewer.invitations.nodes.map((i) => i.organization.username), ["umbrella"]);
+    await refused(
+      mutate(gina.client, AcceptInvitationDocument, { input: { id: inviteMember.invitation.id } }),
+      "FORBIDDEN",
+    );
+    const { acceptInvitation } = await mutate(hal.client, AcceptInvitationDocument, {
+      input: { id: inviteMember.invitation.id },
+    });
+    assert.equal(acceptInvitation.member.role, "MEMBER");
+    assert.equal(acceptInvitation.member.defaultDatasetRole, "VIEWER");
+
+    // A second invitation, declined; a third, revoked.
+    const ivy = await signUp("ivy");
+    const second = await mutate(gina.client, InviteMemberDocument, { input: { organization: "umbrella", username: "ivy" } });
+    const declined = await mutate(ivy.client, DeclineInvitationDocument, { input: { id: second.inviteMember.invitation.id } });
+    assert.equal(declined.declineInvitation.invitation.state, "DECLINED");
+    const third = await mutate(gina.client, InviteMemberDocument, { input: { organization: "umbrella", username: "ivy" } });
+    const revoked = await mutate(gina.client, RevokeInvitationDocument, { input: { id: third.inviteMember.invitation.id } });
+    assert.equal(revoked.revokeInvitation.invitation.state, "REVOKED");
+    const listed = await query(gina.client, OrganizationInvitationsDocument, { username: "umbrella", state: null });
+    assert.deepEqual(listed.organization?.invitations.nodes.map((i) => i.state), ["REVOKED", "DECLINED", "ACCEPTED"]);
+
+    // The log, newest first, filtered by action and by actor.
+    await mutate(gina.client, CreateDatasetDocument, { input: { owner: "umbrella", name: "cells" } });
+    const log = await query(gina.client, OrganizationAuditLogDocument, { username: "umbrella", first: 3 });
+    assert.deepEqual(log.organization?.auditLog.nodes.map((e) => e.action), [
+      "COLLABORATOR_ADDED",
+      "COLLABORATOR_ADDED",
+      "DATASET_CREATED",
+    ]);
+    assert.equal(log.organization?.auditLog.pageInfo.hasNextPage, true);
+    const byHal = await query(gina.client, OrganizationAuditLogDocument, { username: "umbrella", actor: "hal" });
+    assert.deepEqual(byHal.organization?.auditLog.nodes.map((e) => e.action), ["INVITATION_ACCEPTED"]);
+    const invites = await query(gina.client, OrganizationAuditLogDocument, {
+      username: "umbrella",
+      actions: ["INVITATION_CREATED"],
+    });
+    assert.equal(invites.organization?.auditLog.totalCount, 3);
+    const datasetLog = await query(gina.client, DatasetAuditLogDocument, { fullName: "umbrella/cells" });
+    assert.equal(datasetLog.dataset?.auditLog.totalCount, 3);
+    await refused(query(hal.client, OrganizationAuditLogDocument, { username: "umbrella" }), "FORBIDDEN");
   });
 });

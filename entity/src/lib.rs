@@ -4,8 +4,10 @@
 
 pub mod account;
 pub mod api_token;
+pub mod audit_event;
 pub mod collaborator;
 pub mod dataset;
+pub mod invitation;
 pub mod membership;
 pub mod organization;
 pub mod rate_limit;

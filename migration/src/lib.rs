@@ -8,6 +8,8 @@ mod m20261202_000002_member_usernames;
 mod m20261203_000001_sqlite_covering_page_indexes;
 mod m20261205_000001_rate_limits_and_email_keys;
 mod m20261206_000001_api_tokens;
+mod m20261207_000001_audit_log;
+mod m20261207_000002_invitations;
 
 /// Every migration, in order. The server runs them at start; the `migration` binary runs them
 /// by hand (`cargo run -p migration --features cli -- up`).
@@ -23,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_sqlite_covering_page_indexes::Migration),
             Box::new(m20261205_000001_rate_limits_and_email_keys::Migration),
             Box::new(m20261206_000001_api_tokens::Migration),
+            Box::new(m20261207_000001_audit_log::Migration),
+            Box::new(m20261207_000002_invitations::Migration),
         ]
     }
 }

@@ -133,6 +133,30 @@ impl User {
         Ok(crate::tokens::user_tokens(ctx, self.id, &args).await?)
     }
 
+    /// The user's pending invitations, newest first. Only the user themself may see them:
+    /// `FORBIDDEN` for anyone else, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many invitations to return (0 to 100, default 20).")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "Return invitations after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<crate::invitations::InvitationConnection> {
+        let viewer = ctx.viewer().require()?;
+        if viewer != self.id {
+            return Err(ApiError::Forbidden(
+                "only the user themself may see their invitations".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        Ok(crate::invitations::user_invitations(ctx, self.id, &args).await?)
+    }
+
     /// The datasets this user owns that the viewer may see, ordered by name
     /// (case-insensitive).
     #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]

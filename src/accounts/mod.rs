@@ -10,12 +10,13 @@ use chrono::Utc;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, IntoIden, JoinType, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DeriveIden, EntityTrait,
-    FromQueryResult, Iterable, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 
 use entity::roles::{AccountKind, OrganizationRole};
 use entity::{account, api_token, membership, user_account};
 
+use crate::audit::{AuditAction, Change, Event};
 use crate::auth::{self, Via, Viewer};
 use crate::db::{Shapes, select_model, write_tx};
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
@@ -284,16 +285,16 @@ pub async fn delete_account(
     viewer: i64,
     password: &str,
 ) -> ApiResult<i64> {
-    confirm_password(db, limits, address, viewer, password).await?;
-    let tx = db.begin_with_options(write_tx()).await?;
-    let administered: Vec<i64> = membership::Entity::find()
+    let (account, _) = confirm_password(db, limits, address, viewer, password).await?;
+    let mut tx = Change::begin(db, viewer).await?;
+    let memberships = membership::Entity::find()
         .filter(membership::Column::UserId.eq(viewer))
-        .filter(membership::Column::Role.eq(OrganizationRole::Admin))
         .all(&tx)
-        .await?
-        .into_iter()
-        .map(|m| m.organization_id)
-        .collect();
+        .await?;
+    let administered = memberships
+        .iter()
+        .filter(|m| m.role == OrganizationRole::Admin)
+        .map(|m| m.organization_id);
     for organization in administered {
         crate::organizations::lock_organization_row(&tx, organization).await?;
         if !crate::organizations::another_admin_remains(&tx, organization, viewer).await? {
@@ -312,17 +313,27 @@ pub async fn delete_account(
     if deleted.rows_affected == 0 {
         return Err(ApiError::sign_in_required());
     }
-    tx.commit().await?;
+    // Each organization's log shows that the member left; the account itself has no log.
+    for membership in &memberships {
+        tx.record(
+            Event::new(AuditAction::MemberLeft)
+                .organization(membership.organization_id)
+                .subject(viewer, &account.username)
+                .previous_role(Some(membership.role)),
+        );
+    }
+    tx.actor_is_deleted();
+    tx.commit_even_if_unrecorded().await?;
     Ok(viewer)
 }
 
 /// A credential as the database judged it: who the request is from, the account and private
-/// row of a sign-in token's user (read by the same statement, kept for `viewer`), and the API
+/// row of the credential's user (read by the same statement, kept for `viewer`), and the API
 /// token whose `lastUsedAt` is due to be written.
 pub struct Checked {
     /// Who is asking.
     pub viewer: Viewer,
-    /// A sign-in token's user's account and private row.
+    /// The credential's user's account and private row.
     pub rows: Option<(account::Model, user_account::Model)>,
     /// An API token to mark as used (its `lastUsedAt` is unset or a minute old).
     pub touch: Option<i64>,
@@ -362,7 +373,13 @@ pub async fn check_credential(
             }))
         }
         auth::Presented::ApiToken(hash) => {
-            let Some((token, member)) = api_token_by_hash(db, hash).await? else {
+            let Some(ApiTokenRow {
+                token,
+                member,
+                account,
+                private,
+            }) = api_token_by_hash(db, hash).await?
+            else {
                 return Ok(None);
             };
             let now = Utc::now();
@@ -386,35 +403,55 @@ pub async fn check_credential(
                         organization: token.organization_id,
                     },
                 },
-                rows: None,
+                rows: Some((account, private)),
                 touch: due.then_some(token.id),
             }))
         }
     }
 }
 
-/// The API token whose secret hashes to `hash`, and whether its user is a member of the
-/// organization it is restricted to (a LEFT JOIN on the membership's key), in one statement.
+/// The API token whose secret hashes to `hash`, whether its user is a member of the
+/// organization it is restricted to (a LEFT JOIN on the membership's key), and its user's
+/// account and private rows (by primary key, so that `viewer` needs no statement of its
+/// own), in one statement.
 async fn api_token_by_hash(
     db: &impl ConnectionTrait,
     hash: &str,
-) -> ApiResult<Option<(api_token::Model, bool)>> {
+) -> ApiResult<Option<ApiTokenRow>> {
     #[derive(Clone, Copy, DeriveIden)]
     enum Token {
         T,
         M,
+        A,
+        U,
         Member,
     }
     static SHAPES: std::sync::LazyLock<Shapes> = std::sync::LazyLock::new(Shapes::new);
     let render = || {
         let mut select = Query::select();
         select_model::<api_token::Entity>(&mut select, Token::T.into_iden(), "");
+        select_model::<account::Entity>(&mut select, Token::A.into_iden(), "a_");
+        select_model::<user_account::Entity>(&mut select, Token::U.into_iden(), "u_");
         select
             .expr_as(
                 Expr::col((Token::M, membership::Column::UserId)),
                 Token::Member,
             )
             .from_as(api_token::Entity, Token::T)
+            .join_as(
+                JoinType::InnerJoin,
+                account::Entity,
+                Token::A,
+                Expr::col((Token::A, account::Column::Id))
+                    .equals((Token::T, api_token::Column::UserId)),
+            )
+            .join_as(
+                JoinType::InnerJoin,
+                user_account::Entity,
+                Token::U,
+                Expr::col((Token::U, user_account::Column::AccountId))
+                    .equals((Token::T, api_token::Column::UserId)),
+            )
             .join_as(
                 JoinType::LeftJoin,
                 membership::Entity,
@@ -437,12 +474,20 @@ async fn api_token_by_hash(
     let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };
-    let token = api_token::Model::from_query_result(&row, "")?;
-    // The membership's column follows the token's.
-    let member = row
-        .try_get_by_index::<Option<i64>>(api_token::Column::iter().count())?
-        .is_some();
-    Ok(Some((token, member)))
+    Ok(Some(ApiTokenRow {
+        token: api_token::Model::from_query_result(&row, "")?,
+        member: row.try_get::<Option<i64>>("", "member")?.is_some(),
+        account: account::Model::from_query_result(&row, "a_")?,
+        private: user_account::Model::from_query_result(&row, "u_")?,
+    }))
+}
+
+/// What [`api_token_by_hash`] reads.
+struct ApiTokenRow {
+    token: api_token::Model,
+    member: bool,
+    account: account::Model,
+    private: user_account::Model,
 }
 
 /// Writes that API token `id` was used now, unless another request (on any instance) did

@@ -146,6 +146,31 @@ impl Dataset {
             .map(Into::into))
     }
 
+    /// The dataset's audit log, newest first (its events under every owner it had). The
+    /// dataset's `ADMIN`s only: `FORBIDDEN` for others, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many events to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return events after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<crate::audit::AuditEventConnection> {
+        if ctx.viewer().user_id_within(self.0.owner_id).is_none() {
+            return Err(ApiError::sign_in_required().into());
+        }
+        let role = Box::pin(viewer_dataset_role(ctx, &self.0)).await?;
+        if !dataset_allows(role, self.0.public, DatasetAction::ReadAuditLog) {
+            return Err(ApiError::Forbidden(
+                "only an ADMIN of the dataset may read its audit log".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        Ok(crate::audit::dataset_log(ctx, self.0.id, &args).await?)
+    }
+
     /// The collaborators, ordered by username (case-insensitive). Any collaborator (or
     /// the owner, or an admin of the owning organization) may list them: `FORBIDDEN` for
     /// others, `UNAUTHENTICATED` without a token.

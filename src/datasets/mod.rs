@@ -3,20 +3,20 @@
 
 mod graphql;
 
-pub(crate) use graphql::owned_datasets;
 pub use graphql::{Collaborator, Dataset, DatasetConnection, DatasetMutation, DatasetQuery};
+pub(crate) use graphql::{owned_datasets, viewer_dataset_role};
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect, Set,
 };
 
 use entity::roles::{AccountKind, DatasetRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
+use crate::audit::{AuditAction, Change, Event};
 use crate::auth::Actor;
-use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult, conflict_on_unique};
 use crate::newtypes::{DatasetName, username_key};
 use crate::organizations::{membership, require_user};
@@ -242,10 +242,27 @@ async fn target_owner(
     }
 }
 
+/// The organization whose log shows the events of a dataset owned by `owner`: the owner,
+/// when it is an organization.
+fn log_of(owner: &account::Model) -> Option<i64> {
+    (owner.kind == AccountKind::Organization).then_some(owner.id)
+}
+
+/// The event of `action` on `dataset`, owned by `owner`.
+fn dataset_event(action: AuditAction, dataset: &dataset::Model, owner: &account::Model) -> Event {
+    Event::new(action).dataset(
+        dataset.id,
+        format!("{}/{}", owner.username, dataset.name),
+        log_of(owner),
+    )
+}
+
 /// Inserts a dataset with its first collaborators: the creator as `ADMIN` and, for an
 /// organization, every other member whose default dataset role is not null, with that role.
+/// Records `action` (created or cloned) and a `COLLABORATOR_ADDED` for each collaborator.
 async fn insert_with_fan_out(
-    tx: &DatabaseTransaction,
+    tx: &mut Change,
+    action: AuditAction,
     owner: &account::Model,
     creator: i64,
     name: &DatasetName,
@@ -261,7 +278,7 @@ async fn insert_with_fan_out(
         created_at: Set(Utc::now()),
         ..Default::default()
     }
-    .insert(tx)
+    .insert(&*tx)
     .await
     .map_err(|e| {
         conflict_on_unique(
@@ -270,7 +287,7 @@ async fn insert_with_fan_out(
         )
     })?;
     let creator_account = account::Entity::find_by_id(creator)
-        .one(tx)
+        .one(&*tx)
         .await?
         .ok_or_else(ApiError::sign_in_required)?;
     let mut rows = vec![collaborator::ActiveModel {
@@ -285,7 +302,7 @@ async fn insert_with_fan_out(
             .filter(membership::Column::OrganizationId.eq(owner.id))
             .filter(membership::Column::DefaultDatasetRole.is_not_null())
             .filter(membership::Column::UserId.ne(creator))
-            .all(tx)
+            .all(&*tx)
             .await?;
         rows.extend(members.into_iter().filter_map(|m| {
             Some(collaborator::ActiveModel {
@@ -297,7 +314,23 @@ async fn insert_with_fan_out(
             })
         }));
     }
-    collaborator::Entity::insert_many(rows).exec(tx).await?;
+    tx.record(dataset_event(action, &dataset, owner));
+    for row in &rows {
+        let (
+            sea_orm::ActiveValue::Set(user),
+            sea_orm::ActiveValue::Set(username),
+            sea_orm::ActiveValue::Set(role),
+        ) = (&row.user_id, &row.username, &row.role)
+        else {
+            continue;
+        };
+        tx.record(
+            dataset_event(AuditAction::CollaboratorAdded, &dataset, owner)
+                .subject(*user, username)
+                .role(Some(*role)),
+        );
+    }
+    collaborator::Entity::insert_many(rows).exec(&*tx).await?;
     Ok(dataset)
 }
 
@@ -311,9 +344,18 @@ pub async fn create_dataset(
     description: String,
     public: bool,
 ) -> ApiResult<Located> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let owner = target_owner(&tx, owner, actor).await?;
-    let dataset = insert_with_fan_out(&tx, &owner, actor.user, &name, description, public).await?;
+    let dataset = insert_with_fan_out(
+        &mut tx,
+        AuditAction::DatasetCreated,
+        &owner,
+        actor.user,
+        &name,
+        description,
+        public,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Located { dataset, owner })
 }
@@ -326,8 +368,17 @@ pub async fn update_dataset(
     description: Option<String>,
     public: Option<bool>,
 ) -> ApiResult<Located> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (located, _) = authorize(&tx, full_name, actor, DatasetAction::UpdateSettings).await?;
+    // Nothing to change: nothing is written (and no event).
+    if description.is_none() && public.is_none() {
+        return Ok(located);
+    }
+    tx.record(dataset_event(
+        AuditAction::DatasetUpdated,
+        &located.dataset,
+        &located.owner,
+    ));
     let mut change: dataset::ActiveModel = located.dataset.into();
     if let Some(description) = description {
         change.description = Set(description);
@@ -350,11 +401,16 @@ pub async fn delete_dataset(
     actor: Actor,
     full_name: &str,
 ) -> ApiResult<i64> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (located, _) = authorize(&tx, full_name, actor, DatasetAction::Delete).await?;
     dataset::Entity::delete_by_id(located.dataset.id)
         .exec(&tx)
         .await?;
+    tx.record(dataset_event(
+        AuditAction::DatasetDeleted,
+        &located.dataset,
+        &located.owner,
+    ));
     tx.commit().await?;
     Ok(located.dataset.id)
 }
@@ -371,7 +427,7 @@ pub async fn add_collaborator(
     username: &str,
     role: DatasetRole,
 ) -> ApiResult<collaborator::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (located, actor) =
         authorize(&tx, full_name, actor, DatasetAction::ManageCollaborators).await?;
     if !may_set_collaborator(actor, None, Some(role)) {
@@ -398,6 +454,15 @@ pub async fn add_collaborator(
             ),
         )
     })?;
+    tx.record(
+        dataset_event(
+            AuditAction::CollaboratorAdded,
+            &located.dataset,
+            &located.owner,
+        )
+        .subject(user.id, &user.username)
+        .role(Some(role)),
+    );
     tx.commit().await?;
     Ok(row)
 }
@@ -428,13 +493,23 @@ pub async fn update_collaborator(
     username: &str,
     role: DatasetRole,
 ) -> ApiResult<collaborator::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (located, actor) =
         authorize(&tx, full_name, actor, DatasetAction::ManageCollaborators).await?;
     let current = require_collaborator(&tx, &located, username).await?;
     if !may_set_collaborator(actor, Some(current.role), Some(role)) {
         return Err(manager_refused());
     }
+    tx.record(
+        dataset_event(
+            AuditAction::CollaboratorUpdated,
+            &located.dataset,
+            &located.owner,
+        )
+        .subject(current.user_id, &current.username)
+        .role(Some(role))
+        .previous_role(Some(current.role)),
+    );
     let mut change: collaborator::ActiveModel = current.into();
     change.role = Set(role);
     let row = change.update(&tx).await?;
@@ -449,13 +524,22 @@ pub async fn remove_collaborator(
     full_name: &str,
     username: &str,
 ) -> ApiResult<Located> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (located, actor) =
         authorize(&tx, full_name, actor, DatasetAction::ManageCollaborators).await?;
     let current = require_collaborator(&tx, &located, username).await?;
     if !may_set_collaborator(actor, Some(current.role), None) {
         return Err(manager_refused());
     }
+    tx.record(
+        dataset_event(
+            AuditAction::CollaboratorRemoved,
+            &located.dataset,
+            &located.owner,
+        )
+        .subject(current.user_id, &current.username)
+        .previous_role(Some(current.role)),
+    );
     collaborator::Entity::delete_by_id((current.dataset_id, current.user_id))
         .exec(&tx)
         .await?;
@@ -473,7 +557,7 @@ pub async fn clone_dataset(
     owner: Option<&str>,
     name: Option<DatasetName>,
 ) -> ApiResult<Located> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (source, _) = authorize(&tx, full_name, actor, DatasetAction::Clone).await?;
     let name = match name {
         Some(name) => name,
@@ -481,7 +565,8 @@ pub async fn clone_dataset(
     };
     let owner = target_owner(&tx, owner, actor).await?;
     let dataset = insert_with_fan_out(
-        &tx,
+        &mut tx,
+        AuditAction::DatasetCloned,
         &owner,
         actor.user,
         &name,
@@ -503,7 +588,7 @@ pub async fn transfer_dataset(
     full_name: &str,
     new_owner: &str,
 ) -> ApiResult<Located> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let (located, _) = authorize(&tx, full_name, actor, DatasetAction::Transfer).await?;
     let owner = target_owner(&tx, Some(new_owner), actor).await?;
     let mut change: dataset::ActiveModel = located.dataset.clone().into();
@@ -517,6 +602,12 @@ pub async fn transfer_dataset(
             ),
         )
     })?;
+    // One event in the dataset's log and the new owner's; a copy in the former owner's.
+    let event = dataset_event(AuditAction::DatasetTransferred, &dataset, &owner);
+    if let Some(former) = log_of(&located.owner).filter(|former| Some(*former) != log_of(&owner)) {
+        tx.record(event.copy_for(former));
+    }
+    tx.record(event);
     tx.commit().await?;
     Ok(Located { dataset, owner })
 }

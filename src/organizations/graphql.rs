@@ -48,7 +48,7 @@ impl Organization {
 pub type MemberConnection = KeyConnection<Member>;
 
 impl Organization {
-    async fn viewer_role_inner(
+    pub(crate) async fn viewer_role_inner(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<entity::roles::OrganizationRole>> {
@@ -161,6 +161,71 @@ impl Organization {
         }
         let args = PageArgs::parse(first, after)?;
         Ok(crate::tokens::organization_tokens(ctx, self.0.id, &args).await?)
+    }
+
+    /// The organization's invitations, newest first, in one state or all. Admins only:
+    /// `FORBIDDEN` for others, `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many invitations to return (0 to 100, default 20).")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "Return invitations after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Only invitations in this state (default: all).")] state: Option<
+            crate::invitations::InvitationState,
+        >,
+    ) -> async_graphql::Result<crate::invitations::InvitationConnection> {
+        if ctx.viewer().user_id_within(self.0.id).is_none() {
+            return Err(ApiError::sign_in_required().into());
+        }
+        let role = Box::pin(self.viewer_role_inner(ctx)).await?;
+        if !org_allows(role, OrgAction::Audit) {
+            return Err(ApiError::Forbidden(
+                "only an admin of the organization may see its invitations".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        Ok(crate::invitations::organization_invitations(ctx, self.0.id, state, &args).await?)
+    }
+
+    /// The organization's audit log, newest first: the events of the organization and of
+    /// the datasets it owned when they happened. Admins only: `FORBIDDEN` for others,
+    /// `UNAUTHENTICATED` without a token.
+    #[graphql(complexity = "crate::relay::connection_complexity(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many events to return (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Return events after this cursor (an `endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Only events of these actions (default: all).")] actions: Option<
+            Vec<crate::audit::Action>,
+        >,
+        #[graphql(desc = "Only events of this actor, by username (case-insensitive).")]
+        actor: Option<String>,
+    ) -> async_graphql::Result<crate::audit::AuditEventConnection> {
+        if ctx.viewer().user_id_within(self.0.id).is_none() {
+            return Err(ApiError::sign_in_required().into());
+        }
+        let role = Box::pin(self.viewer_role_inner(ctx)).await?;
+        if !org_allows(role, OrgAction::Audit) {
+            return Err(ApiError::Forbidden(
+                "only an admin of the organization may read its audit log".into(),
+            )
+            .into());
+        }
+        let args = PageArgs::parse(first, after)?;
+        let filter = crate::audit::LogFilter::new(
+            actions.map(|actions| actions.into_iter().map(Into::into).collect()),
+            actor,
+        );
+        Ok(crate::audit::organization_log(ctx, self.0.id, filter, &args).await?)
     }
 
     /// The datasets this organization owns that the viewer may see, ordered by name

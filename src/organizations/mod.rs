@@ -6,6 +6,8 @@ mod graphql;
 
 pub use graphql::{Member, Organization, OrganizationMutation, OrganizationQuery};
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, IntoIden, JoinType, Order, Query, SelectStatement, UnionType,
@@ -13,15 +15,16 @@ use sea_orm::sea_query::{
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DeriveIden, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
 use entity::{account, collaborator, dataset, membership, organization};
 
 use crate::accounts::insert_account;
+use crate::audit::{AuditAction, Change, Event};
 use crate::auth::Actor;
-use crate::db::{Shapes, select_model, select_nulls, write_tx};
+use crate::db::{Shapes, select_model, select_nulls};
 use crate::error::{ApiError, ApiResult};
 use crate::newtypes::{Username, username_key};
 use crate::policy::{OrgAction, org_allows};
@@ -290,17 +293,17 @@ pub async fn memberships_of_user(
 }
 
 /// An organization locked for a membership change, with the viewer and their role in it.
-struct Locked {
-    organization: account::Model,
-    viewer: i64,
-    viewer_role: Option<OrganizationRole>,
+pub(crate) struct Locked {
+    pub(crate) organization: account::Model,
+    pub(crate) viewer: i64,
+    pub(crate) viewer_role: Option<OrganizationRole>,
 }
 
 /// Starts the serialization point of every membership change: finds the organization and
 /// locks its row (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction already
 /// holds the write lock from `BEGIN IMMEDIATE`), then reads the viewer's role *after* the
 /// lock, so the decision is made on data no concurrent change can alter before commit.
-async fn lock_organization(
+pub(crate) async fn lock_organization(
     tx: &DatabaseTransaction,
     username: &str,
     actor: Actor,
@@ -351,7 +354,7 @@ pub(crate) async fn another_admin_remains(
 }
 
 /// `FORBIDDEN` unless `role` allows `action` (the policy decides).
-fn authorize(role: Option<OrganizationRole>, action: OrgAction) -> ApiResult<()> {
+pub(crate) fn authorize(role: Option<OrganizationRole>, action: OrgAction) -> ApiResult<()> {
     if org_allows(role, action) {
         Ok(())
     } else {
@@ -398,24 +401,55 @@ fn last_admin() -> ApiError {
     )
 }
 
-/// Deletes `user_id`'s collaborator entries on every dataset `organization_id` owns.
+/// Deletes `user`'s collaborator entries on every dataset `organization` owns, with an
+/// event for each.
 async fn remove_collaborations(
-    tx: &DatabaseTransaction,
-    organization_id: i64,
-    user_id: i64,
+    tx: &mut Change,
+    organization: &account::Model,
+    user: &account::Model,
 ) -> ApiResult<()> {
-    collaborator::Entity::delete_many()
-        .filter(collaborator::Column::UserId.eq(user_id))
+    let entries = collaborator::Entity::find()
+        .filter(collaborator::Column::UserId.eq(user.id))
         .filter(
             collaborator::Column::DatasetId.in_subquery(
                 Query::select()
                     .column(dataset::Column::Id)
                     .from(dataset::Entity)
-                    .and_where(dataset::Column::OwnerId.eq(organization_id))
+                    .and_where(dataset::Column::OwnerId.eq(organization.id))
                     .to_owned(),
             ),
         )
-        .exec(tx)
+        .all(&*tx)
+        .await?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let datasets: HashMap<i64, dataset::Model> = dataset::Entity::find()
+        .filter(dataset::Column::Id.is_in(entries.iter().map(|e| e.dataset_id)))
+        .all(&*tx)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect();
+    for entry in &entries {
+        let Some(dataset) = datasets.get(&entry.dataset_id) else {
+            continue;
+        };
+        tx.record(
+            Event::new(AuditAction::CollaboratorRemoved)
+                .dataset(
+                    dataset.id,
+                    format!("{}/{}", organization.username, dataset.name),
+                    Some(organization.id),
+                )
+                .subject(user.id, &user.username)
+                .previous_role(Some(entry.role)),
+        );
+    }
+    collaborator::Entity::delete_many()
+        .filter(collaborator::Column::UserId.eq(user.id))
+        .filter(collaborator::Column::DatasetId.is_in(entries.iter().map(|entry| entry.dataset_id)))
+        .exec(&*tx)
         .await?;
     Ok(())
 }
@@ -429,7 +463,7 @@ pub async fn create_organization(
 ) -> ApiResult<account::Model> {
     // A new organization is the user's own act: no token restricted to another one.
     let viewer = actor.as_themself()?;
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, viewer).await?;
     let creator = account::Entity::find_by_id(viewer)
         .one(&tx)
         .await?
@@ -448,10 +482,16 @@ pub async fn create_organization(
         role: Set(OrganizationRole::Admin),
         default_dataset_role: Set(None),
         joined_at: Set(Utc::now()),
-        username: Set(creator.username),
+        username: Set(creator.username.clone()),
     }
     .insert(&tx)
     .await?;
+    tx.record(
+        Event::new(AuditAction::OrganizationCreated)
+            .organization(organization.id)
+            .subject(viewer, &creator.username)
+            .role(Some(OrganizationRole::Admin)),
+    );
     tx.commit().await?;
     Ok(organization)
 }
@@ -463,17 +503,20 @@ pub async fn update_organization(
     username: &str,
     display_name: Option<Option<String>>,
 ) -> ApiResult<account::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let locked = lock_organization(&tx, username, actor).await?;
     authorize(locked.viewer_role, OrgAction::UpdateSettings)?;
-    if let Some(display_name) = display_name {
-        organization::ActiveModel {
-            account_id: Set(locked.organization.id),
-            display_name: Set(display_name),
-        }
-        .update(&tx)
-        .await?;
+    // Nothing to change: nothing is written (and no event).
+    let Some(display_name) = display_name else {
+        return Ok(locked.organization);
+    };
+    organization::ActiveModel {
+        account_id: Set(locked.organization.id),
+        display_name: Set(display_name),
     }
+    .update(&tx)
+    .await?;
+    tx.record(Event::new(AuditAction::OrganizationUpdated).organization(locked.organization.id));
     tx.commit().await?;
     Ok(locked.organization)
 }
@@ -485,12 +528,13 @@ pub async fn delete_organization(
     actor: Actor,
     username: &str,
 ) -> ApiResult<i64> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let locked = lock_organization(&tx, username, actor).await?;
     authorize(locked.viewer_role, OrgAction::Delete)?;
     account::Entity::delete_by_id(locked.organization.id)
         .exec(&tx)
         .await?;
+    tx.record(Event::new(AuditAction::OrganizationDeleted).organization(locked.organization.id));
     tx.commit().await?;
     Ok(locked.organization.id)
 }
@@ -504,7 +548,7 @@ pub async fn add_member(
     role: OrganizationRole,
     default_dataset_role: Option<DatasetRole>,
 ) -> ApiResult<membership::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let locked = lock_organization(&tx, organization, actor).await?;
     authorize(locked.viewer_role, OrgAction::ManageMembers)?;
     let user = require_user(&tx, username).await?;
@@ -528,6 +572,12 @@ pub async fn add_member(
     }
     .insert(&tx)
     .await?;
+    tx.record(
+        Event::new(AuditAction::MemberAdded)
+            .organization(locked.organization.id)
+            .subject(user.id, &user.username)
+            .role(Some(role)),
+    );
     tx.commit().await?;
     Ok(member)
 }
@@ -561,12 +611,23 @@ pub async fn update_member(
     role: Option<OrganizationRole>,
     default_dataset_role: Option<Option<DatasetRole>>,
 ) -> ApiResult<membership::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let locked = lock_organization(&tx, organization, actor).await?;
-    let (_, current) = authorize_member_change(&tx, &locked, username, |current| {
+    let (user, current) = authorize_member_change(&tx, &locked, username, |current| {
         Some(role.unwrap_or(current.role))
     })
     .await?;
+    // Nothing to change: nothing is written (and no event).
+    if role.is_none() && default_dataset_role.is_none() {
+        return Ok(current);
+    }
+    tx.record(
+        Event::new(AuditAction::MemberUpdated)
+            .organization(locked.organization.id)
+            .subject(user.id, &user.username)
+            .role(Some(role.unwrap_or(current.role)))
+            .previous_role(Some(current.role)),
+    );
     let mut change: membership::ActiveModel = current.into();
     if let Some(role) = role {
         change.role = Set(role);
@@ -588,10 +649,16 @@ pub async fn remove_member(
     organization: &str,
     username: &str,
 ) -> ApiResult<account::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let locked = lock_organization(&tx, organization, actor).await?;
-    let (user, _) = authorize_member_change(&tx, &locked, username, |_| None).await?;
-    leave(&tx, &locked.organization, &user).await?;
+    let (user, current) = authorize_member_change(&tx, &locked, username, |_| None).await?;
+    tx.record(
+        Event::new(AuditAction::MemberRemoved)
+            .organization(locked.organization.id)
+            .subject(user.id, &user.username)
+            .previous_role(Some(current.role)),
+    );
+    leave(&mut tx, &locked.organization, &user).await?;
     tx.commit().await?;
     Ok(locked.organization)
 }
@@ -603,7 +670,7 @@ pub async fn leave_organization(
     actor: Actor,
     organization: &str,
 ) -> ApiResult<account::Model> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, actor.user).await?;
     let locked = lock_organization(&tx, organization, actor).await?;
     let user = account::Entity::find_by_id(locked.viewer)
         .one(&tx)
@@ -613,7 +680,13 @@ pub async fn leave_organization(
         return Err(not_a_member(&user, &locked.organization));
     }
     authorize(locked.viewer_role, OrgAction::Leave)?;
-    leave(&tx, &locked.organization, &user).await?;
+    tx.record(
+        Event::new(AuditAction::MemberLeft)
+            .organization(locked.organization.id)
+            .subject(user.id, &user.username)
+            .previous_role(locked.viewer_role),
+    );
+    leave(&mut tx, &locked.organization, &user).await?;
     tx.commit().await?;
     Ok(locked.organization)
 }
@@ -621,18 +694,18 @@ pub async fn leave_organization(
 /// Deletes the membership, the collaborations it gave and the user's API tokens restricted
 /// to the organization, then checks the last-admin rule.
 async fn leave(
-    tx: &DatabaseTransaction,
+    tx: &mut Change,
     organization: &account::Model,
     user: &account::Model,
 ) -> ApiResult<()> {
     let deleted = membership::Entity::delete_by_id((organization.id, user.id))
-        .exec(tx)
+        .exec(&*tx)
         .await?;
     if deleted.rows_affected == 0 {
         return Err(not_a_member(user, organization));
     }
-    remove_collaborations(tx, organization.id, user.id).await?;
-    crate::tokens::revoke_restricted(tx, user.id, organization.id).await?;
+    remove_collaborations(tx, organization, user).await?;
+    crate::tokens::revoke_restricted(tx, user, organization.id).await?;
     ensure_an_admin_remains(tx, organization.id).await
 }
 

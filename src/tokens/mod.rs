@@ -14,14 +14,14 @@ use chrono::{Duration, Utc};
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait, Value,
+    Set, Value,
 };
 use std::collections::HashMap;
 
 use entity::{account, api_token, membership};
 
+use crate::audit::{AuditAction, Change, Event};
 use crate::auth;
-use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult};
 use crate::loaders::{DbLoader, LoadError};
 use crate::pages::{CountKey, Filter, Page, PageKey, Paged, child};
@@ -173,7 +173,7 @@ pub async fn create(
             format!("must be between 1 and {MAX_DAYS}"),
         ));
     }
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, viewer).await?;
     let organization = match &new.organization {
         None => None,
         Some(username) => {
@@ -208,6 +208,12 @@ pub async fn create(
     }
     .insert(&tx)
     .await?;
+    let username = account::Entity::find_by_id(viewer)
+        .one(&tx)
+        .await?
+        .map(|a| a.username)
+        .unwrap_or_default();
+    tx.record(token_event(AuditAction::ApiTokenCreated, &token, &username));
     tx.commit().await?;
     Ok((token, secret))
 }
@@ -234,7 +240,7 @@ pub async fn manages(
 /// Revokes token `id` (its owner, or an admin of its organization): it never works again.
 /// A token the viewer may not manage, or one revoked already, is `NOT_FOUND`.
 pub async fn revoke(db: &DatabaseConnection, viewer: i64, id: i64) -> ApiResult<i64> {
-    let tx = db.begin_with_options(write_tx()).await?;
+    let mut tx = Change::begin(db, viewer).await?;
     let token = api_token::Entity::find_by_id(id)
         .one(&tx)
         .await?
@@ -252,28 +258,59 @@ pub async fn revoke(db: &DatabaseConnection, viewer: i64, id: i64) -> ApiResult<
         .filter(api_token::Column::Id.eq(id))
         .exec(&tx)
         .await?;
+    let username = account::Entity::find_by_id(token.user_id)
+        .one(&tx)
+        .await?
+        .map(|a| a.username)
+        .unwrap_or_default();
+    tx.record(token_event(AuditAction::ApiTokenRevoked, &token, &username));
     tx.commit().await?;
     Ok(id)
 }
 
 /// Revokes `user`'s tokens restricted to `organization`, when they leave it or are removed
-/// (in that transaction): such a token stops working for good, even if they come back.
+/// (in that change, with an event for each): such a token stops working for good, even if
+/// they come back.
 pub async fn revoke_restricted(
-    tx: &impl ConnectionTrait,
-    user: i64,
+    tx: &mut Change,
+    user: &account::Model,
     organization: i64,
 ) -> ApiResult<()> {
+    let revoked = api_token::Entity::find()
+        .filter(api_token::Column::UserId.eq(user.id))
+        .filter(api_token::Column::OrganizationId.eq(organization))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .all(&*tx)
+        .await?;
+    if revoked.is_empty() {
+        return Ok(());
+    }
     api_token::Entity::update_many()
         .col_expr(
             api_token::Column::RevokedAt,
             sea_orm::sea_query::Expr::val(Utc::now()),
         )
-        .filter(api_token::Column::UserId.eq(user))
-        .filter(api_token::Column::OrganizationId.eq(organization))
-        .filter(api_token::Column::RevokedAt.is_null())
-        .exec(tx)
+        .filter(api_token::Column::Id.is_in(revoked.iter().map(|t| t.id)))
+        .exec(&*tx)
         .await?;
+    for token in revoked {
+        tx.record(token_event(
+            AuditAction::ApiTokenRevoked,
+            &token,
+            &user.username,
+        ));
+    }
     Ok(())
+}
+
+/// The event of `action` on `token`, whose user is named `username`: in the log of the
+/// organization it is restricted to, if any.
+fn token_event(action: AuditAction, token: &api_token::Model, username: &str) -> Event {
+    let event = Event::new(action).subject(token.user_id, username);
+    match token.organization_id {
+        Some(organization) => event.organization(organization),
+        None => event,
+    }
 }
 
 /// Token `id`, if `viewer` may see it (see [`manages`]).

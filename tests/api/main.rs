@@ -8,12 +8,14 @@
 mod helpers;
 
 mod accounts;
+mod audit;
 mod datasets;
 mod durability;
 mod edge;
 mod faults;
 mod fuzz;
 mod hardening;
+mod invitations;
 mod organizations;
 mod policy;
 mod spa;

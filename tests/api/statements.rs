@@ -1032,3 +1032,56 @@ async fn the_username_copies_migrate_existing_rows(backend: Backend) {
 }
 
 on_both_databases!(the_username_copies_migrate_existing_rows);
+
+/// The statements of an admin's dashboard of logs: every organization's audit log (one
+/// filtered, one not) and pending invitations, with their counts, and each dataset's log.
+async fn logs_statements(backend: &Backend, n: usize) -> u64 {
+    let db = TestDatabase::create(backend).await;
+    let app = spawn_with(test_config(&db.url)).await;
+    let ann = app.sign_up("ann").await;
+    app.sign_up("bob").await;
+    for i in 0..n {
+        let org = format!("org{i}");
+        app.create_org(&ann, &org).await;
+        app.create_dataset(&ann, Some(&org), "d", false)
+            .await
+            .data("/createDataset/dataset/id");
+        app.gql(
+            Some(&ann),
+            "mutation($o: String!) { inviteMember(input: { organization: $o, username: \"bob\" }) { invitation { id } } }",
+            json!({ "o": org }),
+        )
+        .await
+        .data("/inviteMember/invitation/id");
+    }
+    let query = "{ viewer { memberships { organization {
+        auditLog(first: 5) { totalCount nodes { action actorUsername } }
+        adds: auditLog(first: 5, actions: [COLLABORATOR_ADDED]) { totalCount nodes { action } }
+        invitations(first: 5, state: PENDING) { totalCount nodes { state invitee { username } } }
+        datasets { nodes { auditLog(first: 5) { totalCount nodes { action } } } } } } } }";
+    let (statements, reply) = counted(&app, Some(&ann), query).await;
+    let memberships = reply.data("/viewer/memberships").as_array().unwrap();
+    assert_eq!(memberships.len(), n);
+    for m in memberships {
+        let org = &m["organization"];
+        assert_eq!(org["auditLog"]["totalCount"], 4, "{org}");
+        assert_eq!(org["adds"]["totalCount"], 1, "{org}");
+        assert_eq!(org["invitations"]["totalCount"], 1, "{org}");
+        assert_eq!(
+            org["datasets"]["nodes"][0]["auditLog"]["totalCount"], 2,
+            "{org}"
+        );
+    }
+    app.stop().await;
+    statements
+}
+
+/// The audit logs and invitations batch like every other connection: as many statements
+/// for one organization as for five.
+async fn logs_and_invitations_cost_the_same_statements_at_every_size(backend: Backend) {
+    let one = logs_statements(&backend, 1).await;
+    let five = logs_statements(&backend, 5).await;
+    assert_eq!(one, five);
+}
+
+on_both_databases!(logs_and_invitations_cost_the_same_statements_at_every_size);
