@@ -572,6 +572,39 @@ async fn the_logs_are_for_admins_and_filter_and_page(backend: Backend) {
         let reply = app.gql(Some(token), node, json!({ "id": id })).await;
         assert_eq!(!reply.data("/node").is_null(), seen, "{}", reply.body);
     }
+    // Every collaborator role below ADMIN is refused the dataset's log; a public dataset's
+    // log is no one's business but its ADMINs' either.
+    app.create_dataset(&ann, Some("acme"), "open", true)
+        .await
+        .data("/createDataset/dataset/id");
+    for role in ["VIEWER", "LABELER", "REVIEWER", "MANAGER"] {
+        let name = format!("c-{}", role.to_lowercase());
+        let token = app.sign_up(&name).await;
+        run(&app, &ann, &format!(r#"mutation {{ addCollaborator(input: {{ dataset: "acme/open", username: "{name}", role: {role} }}) {{ collaborator {{ role }} }} }}"#))
+            .await
+            .data("/addCollaborator/collaborator/role");
+        run(
+            &app,
+            &token,
+            r#"{ dataset(fullName: "acme/open") { auditLog { totalCount } } }"#,
+        )
+        .await
+        .expect_code("FORBIDDEN");
+    }
+    run(
+        &app,
+        &dee,
+        r#"{ dataset(fullName: "acme/open") { auditLog { totalCount } } }"#,
+    )
+    .await
+    .expect_code("FORBIDDEN");
+    app.gql(
+        None,
+        r#"{ dataset(fullName: "acme/open") { auditLog { totalCount } } }"#,
+        json!({}),
+    )
+    .await
+    .expect_code("UNAUTHENTICATED");
     app.stop().await;
 }
 
