@@ -52,18 +52,27 @@ pub trait Paged {
     const KEY: <Self::Entity as EntityTrait>::Column;
     /// The parents' integer primary key, which `PARENT` refers to.
     const PARENT_ID: <Self::Parents as EntityTrait>::Column;
-    /// Whether pages run from the greatest key down (newest first) rather than up.
+    /// Whether pages run newest first: down from the greatest key, an integer id, rather
+    /// than up along a text key.
     const DESCENDING: bool = false;
     /// The parent of a row.
     fn parent_of(row: &<Self::Entity as EntityTrait>::Model) -> i64;
-    /// A cursor's key as the key column's value.
+    /// A cursor's key as the key column's value (a cursor that is no id starts at the top).
     fn key_value(after: &str) -> Value {
-        after.into()
+        if Self::DESCENDING {
+            after.parse::<i64>().unwrap_or(i64::MAX).into()
+        } else {
+            after.into()
+        }
     }
     /// A value beyond every key in the page's direction: where a SQLite page runs to when
     /// fewer than its limit of rows are left. (An empty blob sorts after every text value.)
     fn beyond_every_key() -> Value {
-        Value::Bytes(Some(Vec::new()))
+        if Self::DESCENDING {
+            i64::MIN.into()
+        } else {
+            Value::Bytes(Some(Vec::new()))
+        }
     }
 }
 
@@ -284,6 +293,17 @@ pub type MemberCount = CountKey<0>;
 pub type CollaboratorCount = CountKey<1>;
 /// How many of an owner's datasets the request's viewer may see.
 pub type DatasetCount = CountKey<2>;
+
+/// Groups page or count keys by the filter that goes with each (one statement per filter).
+pub(crate) fn by_filter<K, F: std::hash::Hash + Eq>(
+    keys: impl Iterator<Item = (K, F)>,
+) -> HashMap<F, Vec<K>> {
+    let mut groups: HashMap<F, Vec<K>> = HashMap::new();
+    for (key, filter) in keys {
+        groups.entry(filter).or_default().push(key);
+    }
+    groups
+}
 
 impl DbLoader {
     /// The pages `keys` ask for, one statement per page arguments (see [`page_statement`]).

@@ -15,7 +15,7 @@ use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ActiveEnum, ColumnTrait};
 use sea_orm::{
     ActiveValue::NotSet, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, EntityTrait, ExecResult, QueryResult, Set, Statement, TransactionTrait, Value,
+    DbErr, EntityTrait, ExecResult, QueryResult, Set, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -240,12 +240,6 @@ impl Paged for OrganizationLog {
     fn parent_of(row: &audit_event::Model) -> i64 {
         row.organization_id.unwrap_or_default()
     }
-    fn key_value(after: &str) -> Value {
-        after.parse::<i64>().unwrap_or(i64::MAX).into()
-    }
-    fn beyond_every_key() -> Value {
-        i64::MIN.into()
-    }
 }
 
 impl Paged for DatasetLog {
@@ -257,12 +251,6 @@ impl Paged for DatasetLog {
     const DESCENDING: bool = true;
     fn parent_of(row: &audit_event::Model) -> i64 {
         row.dataset_id.unwrap_or_default()
-    }
-    fn key_value(after: &str) -> Value {
-        OrganizationLog::key_value(after)
-    }
-    fn beyond_every_key() -> Value {
-        OrganizationLog::beyond_every_key()
     }
 }
 
@@ -317,15 +305,6 @@ pub type DatasetLogPage = PageKey<6>;
 /// How many events a dataset's log holds.
 pub type DatasetLogCount = CountKey<6>;
 
-/// Groups `keys` by their filter.
-fn by_filter<K: Clone>(keys: impl Iterator<Item = (K, LogFilter)>) -> HashMap<LogFilter, Vec<K>> {
-    let mut groups: HashMap<LogFilter, Vec<K>> = HashMap::new();
-    for (key, filter) in keys {
-        groups.entry(filter).or_default().push(key);
-    }
-    groups
-}
-
 impl Loader<OrganizationLogPage> for DbLoader {
     type Value = Page<audit_event::Model>;
     type Error = LoadError;
@@ -335,7 +314,9 @@ impl Loader<OrganizationLogPage> for DbLoader {
         keys: &[OrganizationLogPage],
     ) -> Result<HashMap<OrganizationLogPage, Self::Value>, Self::Error> {
         let mut found = HashMap::new();
-        for (filter, pages) in by_filter(keys.iter().map(|k| (k.0.clone(), k.1.clone()))) {
+        for (filter, pages) in
+            crate::pages::by_filter(keys.iter().map(|k| (k.0.clone(), k.1.clone())))
+        {
             let loaded = self
                 .pages::<5, OrganizationLog>(&pages, &filter.condition())
                 .await?;
@@ -358,7 +339,7 @@ impl Loader<OrganizationLogCount> for DbLoader {
         keys: &[OrganizationLogCount],
     ) -> Result<HashMap<OrganizationLogCount, u64>, Self::Error> {
         let mut found = HashMap::new();
-        for (filter, counts) in by_filter(keys.iter().map(|k| (k.0, k.1.clone()))) {
+        for (filter, counts) in crate::pages::by_filter(keys.iter().map(|k| (k.0, k.1.clone()))) {
             let loaded = self
                 .counts::<5, OrganizationLog>(&counts, &filter.condition())
                 .await?;

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, Set, Value,
+    EntityTrait, QueryFilter, Set,
 };
 
 use entity::invitation::{self, InvitationState as Stored};
@@ -28,7 +28,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::loaders::{DbLoader, LoadError};
 use crate::organizations::{authorize, lock_organization, lock_organization_row, membership};
-use crate::pages::{CountKey, Filter, Page, PageKey, Paged, child};
+use crate::pages::{CountKey, Filter, Page, PageKey, Paged, by_filter, child};
 use crate::policy::{OrgAction, org_allows};
 
 /// An organization's invitations, newest first.
@@ -46,12 +46,6 @@ impl Paged for OrganizationInvitations {
     fn parent_of(row: &invitation::Model) -> i64 {
         row.organization_id
     }
-    fn key_value(after: &str) -> Value {
-        after.parse::<i64>().unwrap_or(i64::MAX).into()
-    }
-    fn beyond_every_key() -> Value {
-        i64::MIN.into()
-    }
 }
 
 impl Paged for UserInvitations {
@@ -63,12 +57,6 @@ impl Paged for UserInvitations {
     const DESCENDING: bool = true;
     fn parent_of(row: &invitation::Model) -> i64 {
         row.invitee_id
-    }
-    fn key_value(after: &str) -> Value {
-        OrganizationInvitations::key_value(after)
-    }
-    fn beyond_every_key() -> Value {
-        OrganizationInvitations::beyond_every_key()
     }
 }
 
@@ -110,12 +98,8 @@ impl Loader<OrganizationInvitationPage> for DbLoader {
         keys: &[OrganizationInvitationPage],
     ) -> Result<HashMap<OrganizationInvitationPage, Self::Value>, Self::Error> {
         let now = Utc::now();
-        let mut groups: HashMap<Option<Stored>, Vec<PageKey<7>>> = HashMap::new();
-        for key in keys {
-            groups.entry(key.1).or_default().push(key.0.clone());
-        }
         let mut found = HashMap::new();
-        for (state, pages) in groups {
+        for (state, pages) in by_filter(keys.iter().map(|k| (k.0.clone(), k.1))) {
             let loaded = self
                 .pages::<7, OrganizationInvitations>(&pages, &in_state(state, now))
                 .await?;
@@ -138,12 +122,8 @@ impl Loader<OrganizationInvitationCount> for DbLoader {
         keys: &[OrganizationInvitationCount],
     ) -> Result<HashMap<OrganizationInvitationCount, u64>, Self::Error> {
         let now = Utc::now();
-        let mut groups: HashMap<Option<Stored>, Vec<CountKey<7>>> = HashMap::new();
-        for key in keys {
-            groups.entry(key.1).or_default().push(key.0);
-        }
         let mut found = HashMap::new();
-        for (state, counts) in groups {
+        for (state, counts) in by_filter(keys.iter().map(|k| (k.0, k.1))) {
             let loaded = self
                 .counts::<7, OrganizationInvitations>(&counts, &in_state(state, now))
                 .await?;

@@ -14,7 +14,7 @@ use chrono::{Duration, Utc};
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, Value,
+    Set,
 };
 use std::collections::HashMap;
 
@@ -42,12 +42,6 @@ impl Paged for UserTokens {
     fn parent_of(row: &api_token::Model) -> i64 {
         row.user_id
     }
-    fn key_value(after: &str) -> Value {
-        after.parse::<i64>().unwrap_or(i64::MAX).into()
-    }
-    fn beyond_every_key() -> Value {
-        i64::MIN.into()
-    }
 }
 
 impl Paged for OrganizationTokens {
@@ -59,12 +53,6 @@ impl Paged for OrganizationTokens {
     const DESCENDING: bool = true;
     fn parent_of(row: &api_token::Model) -> i64 {
         row.organization_id.unwrap_or_default()
-    }
-    fn key_value(after: &str) -> Value {
-        UserTokens::key_value(after)
-    }
-    fn beyond_every_key() -> Value {
-        UserTokens::beyond_every_key()
     }
 }
 
