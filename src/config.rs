@@ -135,6 +135,25 @@ pub struct Config {
     #[arg(long, env = "ORGQL_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
 
+    /// Serve `/metrics` on this address instead of the API's (e.g. `0.0.0.0:9100`, so that
+    /// only the scraper reaches it).
+    #[arg(long, env = "ORGQL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Keep no metrics and serve no `/metrics`.
+    #[arg(long, env = "ORGQL_DISABLE_METRICS")]
+    pub disable_metrics: bool,
+
+    /// How log lines look: `pretty` (for people) or `json` (one object per line).
+    #[arg(long, env = "ORGQL_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: crate::telemetry::traces::LogFormat,
+
+    /// Seconds between a shutdown signal (SIGTERM, Ctrl-C) and closing the listener: `/readyz`
+    /// answers 503 meanwhile while requests are still served, so that a load balancer stops
+    /// sending new ones. A second signal stops at once.
+    #[arg(long, env = "ORGQL_SHUTDOWN_DRAIN_SECONDS", default_value_t = 5)]
+    pub shutdown_drain_seconds: u64,
+
     /// Seed a small demo world (two organizations, a few users and datasets, every role in
     /// use) when the database is empty, and print a token for each demo user.
     #[arg(long, env = "ORGQL_DEMO")]

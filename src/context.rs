@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::{TokenKeys, Viewer};
 use crate::db::Reader;
 use crate::error::ApiResult;
-use crate::loaders::{DbLoader, LoadError, load_error};
+use crate::loaders::{Batched, DbLoader, LoadError, load_error};
 
 /// State shared by every request.
 pub struct AppState {
@@ -20,7 +20,7 @@ pub struct AppState {
     pub keys: TokenKeys,
     /// How many SQL statements the server has run (for metrics and the statement-count
     /// test).
-    pub statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub statements: std::sync::Arc<crate::telemetry::Statements>,
     /// The pooled connections set aside for queries (see [`crate::db::QueryConnections`]).
     pub query_connections: std::sync::Arc<crate::db::QueryConnections>,
     /// The allowances of `logIn` and `signUp` attempts.
@@ -29,6 +29,10 @@ pub struct AppState {
     pub dummy_hash: String,
     /// How many days an invitation stays open.
     pub invitation_ttl_days: u32,
+    /// The Prometheus metrics (`None` with `--disable-metrics`).
+    pub metrics: Option<std::sync::Arc<crate::telemetry::Metrics>>,
+    /// Set when the server begins to shut down: `/readyz` answers 503 from then on.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -58,7 +62,7 @@ pub trait ContextExt {
     /// Who is asking.
     fn viewer(&self) -> Viewer;
     /// This request's loaders.
-    fn loader(&self) -> &DataLoader<DbLoader>;
+    fn loader(&self) -> &DataLoader<Batched>;
     /// Loads `key` through this request's loaders: batched with every load of its kind in
     /// the same tick (see [`crate::tick`]). The future is boxed so that the resolvers awaiting it stay small:
     /// [`crate::eager`] moves every field's resolver future, and a loader call held inline
@@ -84,7 +88,7 @@ impl ContextExt for Context<'_> {
             .unwrap_or(Viewer::Anonymous)
     }
 
-    fn loader(&self) -> &DataLoader<DbLoader> {
-        self.data_unchecked::<DataLoader<DbLoader>>()
+    fn loader(&self) -> &DataLoader<Batched> {
+        self.data_unchecked::<DataLoader<Batched>>()
     }
 }

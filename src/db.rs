@@ -1,8 +1,9 @@
 //! Connecting to the database, running migrations, and the server's own settings.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tracing::Instrument;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Alias, DynIden, Expr, IntoIden, SelectStatement};
@@ -15,6 +16,8 @@ use sea_orm::{
 };
 
 use entity::server_setting;
+
+use crate::telemetry::Statements;
 
 /// How long a statement waits for SQLite's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,6 +70,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// Brings the schema up to date.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// How many migrations have not run on `db` (`Err`: it does not answer).
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    Ok(Migrator::get_pending_migrations(db).await?.len())
 }
 
 /// Options for a transaction that will write. On SQLite it takes the write lock at `BEGIN`
@@ -412,12 +420,27 @@ impl Drop for HeldSlot {
 /// from the pool: it only reads, so running it again is safe.
 pub async fn fetch_all(
     db: &DatabaseConnection,
-    statements: &AtomicU64,
+    statements: &Arc<Statements>,
     statement: Statement,
     held: Option<&Held>,
 ) -> Result<Vec<QueryResult>, DbErr> {
-    statements.fetch_add(1, Ordering::Relaxed);
     tracing::trace!(target: "orgql::sql", sql = %statement.sql);
+    let span = crate::telemetry::traces::statement_span(&statement.sql);
+    let started = Instant::now();
+    let rows = fetch(db, statements, statement, held)
+        .instrument(span)
+        .await;
+    statements.read(started.elapsed());
+    rows
+}
+
+/// [`fetch_all`]'s work, in the statement's span.
+async fn fetch(
+    db: &DatabaseConnection,
+    statements: &Arc<Statements>,
+    statement: Statement,
+    held: Option<&Held>,
+) -> Result<Vec<QueryResult>, DbErr> {
     let values = statement.values.map(|values| values.0).unwrap_or_default();
     // Our own statements (page statements and sea-query's selects), every value bound.
     let sql = sqlx::AssertSqlSafe(statement.sql);
@@ -431,7 +454,7 @@ pub async fn fetch_all(
             };
             match held {
                 // Boxed, as below: this future is part of every caller's, which move it.
-                None => match Box::pin($pool.acquire()).await {
+                None => match Box::pin(statements.acquiring($pool.acquire())).await {
                     Ok(mut connection) => {
                         let query = sqlx::query_with(sql, arguments);
                         Box::pin(query.fetch_all(&mut *connection))
@@ -444,35 +467,42 @@ pub async fn fetch_all(
                     // In a task of its own (see `Held`): it unlocks the connection as soon as
                     // the statement is done, whether or not the caller is polled.
                     let (held, pool) = (held.clone(), $pool.clone());
+                    let span = tracing::Span::current();
+                    let acquired = statements.clone();
                     // The task's future is boxed, and so are the futures that acquire and
                     // fetch (a few kilobytes each) within it: tokio copies a task's whole
                     // future when it spawns it and again when the task finishes, and a
                     // future is copied whole (at its largest state's size) wherever it moves.
-                    let statement = tokio::spawn(Box::pin(async move {
-                        let mut slot = held.0.slot.lock().await;
-                        let (mut connection, taken) =
-                            Box::pin(held.connection::<$database>(&mut slot, &pool)).await?;
-                        let again =
-                            (taken == Taken::Trusted).then(|| (sql.0.clone(), arguments.clone()));
-                        let query = sqlx::query_with(sql, arguments);
-                        let mut rows = Box::pin(query.fetch_all(&mut *connection)).await;
-                        if let Some((sql, arguments)) = again
-                            && let Err(err) = &rows
-                            && connection_lost(err)
-                        {
-                            connection.close_on_drop();
-                            drop(connection);
-                            held.0.queries.close_all();
-                            connection = Box::pin(pool.acquire()).await?;
-                            slot.out_of_pool_since = Some(Instant::now());
-                            let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments);
-                            rows = Box::pin(query.fetch_all(&mut *connection)).await;
+                    let statement = tokio::spawn(Box::pin(
+                        async move {
+                            let mut slot = held.0.slot.lock().await;
+                            let (mut connection, taken) = Box::pin(
+                                acquired.acquiring(held.connection::<$database>(&mut slot, &pool)),
+                            )
+                            .await?;
+                            let again = (taken == Taken::Trusted)
+                                .then(|| (sql.0.clone(), arguments.clone()));
+                            let query = sqlx::query_with(sql, arguments);
+                            let mut rows = Box::pin(query.fetch_all(&mut *connection)).await;
+                            if let Some((sql, arguments)) = again
+                                && let Err(err) = &rows
+                                && connection_lost(err)
+                            {
+                                connection.close_on_drop();
+                                drop(connection);
+                                held.0.queries.close_all();
+                                connection = Box::pin(pool.acquire()).await?;
+                                slot.out_of_pool_since = Some(Instant::now());
+                                let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments);
+                                rows = Box::pin(query.fetch_all(&mut *connection)).await;
+                            }
+                            if rows.is_ok() {
+                                slot.connection = Some(<$database as Holdable>::wrap(connection));
+                            }
+                            rows
                         }
-                        if rows.is_ok() {
-                            slot.connection = Some(<$database as Holdable>::wrap(connection));
-                        }
-                        rows
-                    }));
+                        .instrument(span),
+                    ));
                     match statement.await {
                         Ok(rows) => rows.map(collect),
                         Err(_) => Err(sqlx::Error::WorkerCrashed),
@@ -503,14 +533,14 @@ pub async fn fetch_all(
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
     db: &'a DatabaseConnection,
-    statements: &'a AtomicU64,
+    statements: &'a Arc<Statements>,
     held: Option<&'a Held>,
 }
 
 impl<'a> Reader<'a> {
     /// Reads `db`, counting statements in `statements`; each statement on a connection of
     /// its own from the pool.
-    pub fn new(db: &'a DatabaseConnection, statements: &'a AtomicU64) -> Self {
+    pub fn new(db: &'a DatabaseConnection, statements: &'a Arc<Statements>) -> Self {
         Reader {
             db,
             statements,
@@ -695,14 +725,12 @@ pub(crate) mod tests {
     /// `fetch_all`, counts each, and refuses to write.
     #[tokio::test]
     async fn a_reader_reads_counts_and_refuses_writes() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-
         use entity::roles::AccountKind;
         use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
         let db = super::connect("sqlite::memory:", 1).await.unwrap();
         super::migrate(&db).await.unwrap();
-        let statements = AtomicU64::new(0);
+        let statements = Arc::new(crate::telemetry::Statements::default());
         let reader = super::Reader::new(&db, &statements);
         let by_key = |key: &str| {
             entity::account::Entity::find()
@@ -725,7 +753,7 @@ pub(crate) mod tests {
             Some(inserted.clone())
         );
         assert_eq!(by_key("acme").all(&reader).await.unwrap(), vec![inserted]);
-        assert_eq!(statements.load(Ordering::Relaxed), 3);
+        assert_eq!(statements.count(), 3);
         assert!(
             reader
                 .execute_unprepared("DELETE FROM account")
@@ -760,7 +788,6 @@ pub(crate) mod tests {
     /// and queries hold at most half the pool at once.
     #[tokio::test]
     async fn a_holding_reader_keeps_one_connection_for_the_next_query() {
-        use std::sync::atomic::AtomicU64;
         use std::time::Duration;
 
         let db = super::connect("sqlite::memory:", 2).await.unwrap();
@@ -771,7 +798,7 @@ pub(crate) mod tests {
 
         let queries = Arc::new(super::QueryConnections::new(2));
         let kept = || queries.kept.lock().unwrap().len();
-        let statements = AtomicU64::new(0);
+        let statements = Arc::new(crate::telemetry::Statements::default());
         let select = |sql: &str| Statement::from_string(DbBackend::Sqlite, sql.to_owned());
         let held = super::Held::new(queries.clone());
         let reader = super::Reader::new(&db, &statements).holding(Some(&held));
@@ -800,7 +827,7 @@ pub(crate) mod tests {
         let waiting = tokio::spawn({
             let (db, second) = (db.clone(), second.clone());
             async move {
-                let statements = AtomicU64::new(0);
+                let statements = Arc::new(crate::telemetry::Statements::default());
                 let reader = super::Reader::new(&db, &statements).holding(Some(&second));
                 reader
                     .query_all_raw(select("SELECT 2"))
@@ -816,7 +843,7 @@ pub(crate) mod tests {
         idle(1).await;
         drop(second);
         assert_eq!(kept(), 1);
-        assert_eq!(statements.into_inner(), 6);
+        assert_eq!(statements.count(), 6);
     }
 
     /// A connection goes from query to query for [`super::KEPT_OUT_OF_POOL_FOR`] at most,
@@ -825,7 +852,6 @@ pub(crate) mod tests {
     /// `return_stale` runs (the server runs it periodically).
     #[tokio::test]
     async fn kept_connections_go_back_to_the_pool_after_a_while() {
-        use std::sync::atomic::AtomicU64;
         use std::time::Duration;
 
         let db = super::connect("sqlite::memory:", 2).await.unwrap();
@@ -838,7 +864,7 @@ pub(crate) mod tests {
         queries.out_of_pool_for = out_of_pool_for;
         let queries = Arc::new(queries);
         let kept = || queries.kept.lock().unwrap().len();
-        let statements = AtomicU64::new(0);
+        let statements = Arc::new(crate::telemetry::Statements::default());
         let query = || async {
             let held = super::Held::new(queries.clone());
             let reader = super::Reader::new(&db, &statements).holding(Some(&held));
@@ -876,7 +902,6 @@ pub(crate) mod tests {
     /// connections are dropped. Runs where `TEST_DATABASE_URL` names a PostgreSQL server.
     #[tokio::test]
     async fn a_trusted_kept_connection_that_was_closed_is_replaced() {
-        use std::sync::atomic::AtomicU64;
         use std::time::Duration;
 
         use sea_orm::QueryResult;
@@ -889,7 +914,7 @@ pub(crate) mod tests {
         // Long enough that the kept connection is surely used without a ping below.
         queries.trusted_for = Duration::from_secs(600);
         let queries = Arc::new(queries);
-        let statements = AtomicU64::new(0);
+        let statements = Arc::new(crate::telemetry::Statements::default());
         let pg = |sql: &str| Statement::from_string(DbBackend::Postgres, sql.to_owned());
         let backend = |rows: Vec<QueryResult>| rows[0].try_get_by_index::<i32>(0).unwrap();
         let query = || async {

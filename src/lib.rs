@@ -26,7 +26,8 @@ pub mod relay;
 pub mod roles;
 pub mod schema;
 mod server;
+pub mod telemetry;
 pub mod tick;
 pub mod tokens;
 
-pub use server::{Application, build_state};
+pub use server::{Application, build_state, serve};

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -17,6 +16,7 @@ use crate::db::{Held, Reader};
 use crate::eager::Eager;
 use crate::error::ApiError;
 use crate::pages::MemberPage;
+use crate::telemetry::{Metrics, Statements};
 
 /// The loaders' error: shared, because one batch answers many callers.
 pub type LoadError = Arc<ApiError>;
@@ -50,12 +50,71 @@ pub async fn known_or_load<'a, T: From<account::Model> + Clone>(
     Ok(Cow::Owned(Eager(account.into())))
 }
 
+/// A request's [`DbLoader`], each batch in a trace span of its own (a child of the request's
+/// span: batches run in tasks of their own) and counted in the metrics.
+pub struct Batched {
+    loader: DbLoader,
+    span: tracing::Span,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Batched {
+    /// `loader`'s batches, as children of `span`, counted in `metrics`.
+    pub fn new(loader: DbLoader, span: tracing::Span, metrics: Option<Arc<Metrics>>) -> Self {
+        Batched {
+            loader,
+            span,
+            metrics,
+        }
+    }
+}
+
+impl std::ops::Deref for Batched {
+    type Target = DbLoader;
+
+    fn deref(&self) -> &DbLoader {
+        &self.loader
+    }
+}
+
+/// A key type's name, the `loader` label: `MembershipKey` for `orgql::loaders::MembershipKey`.
+fn loader_name<K>() -> &'static str {
+    let name = std::any::type_name::<K>();
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+impl<K> Loader<K> for Batched
+where
+    DbLoader: Loader<K>,
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+{
+    type Value = <DbLoader as Loader<K>>::Value;
+    type Error = <DbLoader as Loader<K>>::Error;
+
+    async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error> {
+        use tracing::Instrument;
+        let name = loader_name::<K>();
+        if let Some(metrics) = &self.metrics {
+            metrics.loader_batch(name, keys.len());
+        }
+        let span = tracing::info_span!(
+            target: crate::telemetry::traces::TRACE,
+            parent: &self.span,
+            "loader.batch",
+            loader = name,
+            keys = keys.len(),
+        );
+        self.loader.load(keys).instrument(span).await
+    }
+}
+
 /// Loads rows by key; one instance per request, for one viewer (whose visibility rules the
 /// dataset pages apply).
 pub struct DbLoader {
     pub(crate) db: DatabaseConnection,
     /// The server's statement counter ([`crate::context::AppState::statements`]).
-    pub(crate) statements: Arc<AtomicU64>,
+    pub(crate) statements: Arc<Statements>,
     /// Who is asking.
     pub(crate) viewer: Viewer,
     /// The request's own connection, when its operation only reads (see [`Held`]).
@@ -89,7 +148,7 @@ impl DbLoader {
     /// loader keeps rows read along with others for later fields.
     pub fn new(
         db: DatabaseConnection,
-        statements: Arc<AtomicU64>,
+        statements: Arc<Statements>,
         viewer: Viewer,
         held: Option<Held>,
     ) -> Self {

@@ -1,9 +1,10 @@
 //! The `orgql` binary: parse configuration, run.
 
 use clap::Parser;
-use orgql::Application;
+use std::sync::Arc;
+
 use orgql::config::Config;
-use tracing_subscriber::EnvFilter;
+use orgql::context::AppState;
 
 /// mimalloc: less CPU per allocation than glibc's malloc for async-graphql's many small,
 /// short-lived allocations. Built with its `override` feature it is also the C `malloc` of
@@ -20,28 +21,23 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", orgql::schema::sdl());
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn")),
-        )
-        .init();
-    let app = Application::build(&config).await?;
-    if config.demo {
-        print_demo(&app).await?;
-    }
-    tracing::info!(
-        "orgql listening on http://{} (GraphiQL at /, API at /graphql)",
-        app.local_addr()
-    );
-    app.run_until(shutdown_signal()).await?;
+    let _traces = orgql::telemetry::traces::init(config.log_format)?;
+    let demo = config.demo;
+    orgql::serve(&config, shutdown_signal, async |state, addr| {
+        if demo {
+            print_demo(state).await?;
+        }
+        tracing::info!("orgql listening on http://{addr} (GraphiQL at /, API at /graphql)");
+        Ok(())
+    })
+    .await?;
     tracing::info!("orgql stopped");
     Ok(())
 }
 
 /// Seeds the demo world (on an empty database) and prints how to use it.
-async fn print_demo(app: &Application) -> anyhow::Result<()> {
-    match orgql::demo::seed(app.state()).await? {
+async fn print_demo(state: &Arc<AppState>) -> anyhow::Result<()> {
+    match orgql::demo::seed(state).await? {
         None => println!("--demo: the database is not empty, so no demo data was added."),
         Some(tokens) => {
             println!(

@@ -30,7 +30,7 @@ const PERIOD_MS: i64 = 60_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// The configured allowances, per minute.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct RateLimits {
     /// `logIn` attempts per account (its username in any case and its email share it).
     pub log_in_per_account: u32,
@@ -38,6 +38,8 @@ pub struct RateLimits {
     pub log_in_per_address: u32,
     /// `signUp` attempts per client address.
     pub sign_up_per_address: u32,
+    /// Where refusals are counted (`orgql_rate_limited_total`).
+    pub metrics: Option<std::sync::Arc<crate::telemetry::Metrics>>,
 }
 
 /// A bucket: what one allowance limits.
@@ -124,14 +126,14 @@ impl RateLimits {
         if let Some(address) = address
             && !spend(db, &Bucket::LogInAddress(address), self.log_in_per_address).await?
         {
-            return Err(too_many("sign-in attempts"));
+            return Err(self.refused("log_in_address", "sign-in attempts"));
         }
         let bucket = match account {
             Ok(id) => Bucket::LogInAccount(id),
             Err(login) => Bucket::LogInUnknown(login),
         };
         if !spend(db, &bucket, self.log_in_per_account).await? {
-            return Err(too_many("sign-in attempts"));
+            return Err(self.refused("log_in_account", "sign-in attempts"));
         }
         Ok(())
     }
@@ -150,14 +152,18 @@ impl RateLimits {
             )
             .await?
         {
-            return Err(too_many("sign-ups from this address"));
+            return Err(self.refused("sign_up_address", "sign-ups from this address"));
         }
         Ok(())
     }
-}
 
-fn too_many(what: &str) -> ApiError {
-    ApiError::RateLimited(format!("too many {what}: wait a minute and try again"))
+    /// `RATE_LIMITED` by `limit` (counted in the metrics) for too many `what`.
+    fn refused(&self, limit: &str, what: &str) -> ApiError {
+        if let Some(metrics) = &self.metrics {
+            metrics.rate_limited(limit);
+        }
+        ApiError::RateLimited(format!("too many {what}: wait a minute and try again"))
+    }
 }
 
 /// Deletes the buckets whose TAT has passed (a full allowance again, as if never used),

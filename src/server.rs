@@ -21,8 +21,6 @@ use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::auth::{Presented, TokenKeys};
 use crate::config::Config;
@@ -30,9 +28,12 @@ use crate::context::AppState;
 use crate::db::{Held, Reader};
 use crate::http::ResponseType;
 use crate::limits::{Admission, Admitted, QueryLimits};
-use crate::loaders::DbLoader;
+use crate::loaders::{Batched, DbLoader};
 use crate::ratelimit::ClientAddr;
 use crate::schema::{OrgqlSchema, configured_schema_builder};
+use crate::telemetry::edge::Observed;
+use crate::telemetry::traces::TRACE;
+use crate::telemetry::{Metrics, Outcome, Statements};
 use crate::tick::{TickScheduler, Ticked};
 
 /// How long `/health` waits for the database.
@@ -60,10 +61,14 @@ struct Shared {
 /// Connects to the database, runs migrations, and settles the token secret.
 pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     let mut db = crate::db::connect(&config.database_url, config.db_max_connections).await?;
-    let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let metrics =
+        (!config.disable_metrics).then(|| Arc::new(Metrics::new(config.db_max_connections)));
+    let statements = Arc::new(Statements::new(metrics.clone()));
     let counter = statements.clone();
+    // The statements sea-orm runs itself (transactions' and background work's): counted
+    // after they ran. Queries' statements are counted by `crate::db::fetch_all`.
     db.set_metric_callback(move |info| {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counter.ran(&info.statement.sql, info.elapsed);
         tracing::trace!(target: "orgql::sql", elapsed = ?info.elapsed, sql = %info.statement.sql);
     });
     crate::db::migrate(&db).await?;
@@ -113,7 +118,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
             log_in_per_account: config.login_attempts_per_account,
             log_in_per_address: config.login_attempts_per_address,
             sign_up_per_address: config.sign_ups_per_address,
+            metrics: metrics.clone(),
         },
+        metrics,
+        draining: std::sync::atomic::AtomicBool::new(false),
         dummy_hash,
         invitation_ttl_days: config.invitation_ttl_days,
     }))
@@ -165,14 +173,110 @@ impl Application {
     }
 }
 
+/// What `orgql` runs: binds `config.listen` first and answers `/livez` (200) and every other
+/// path with 503 while it connects and migrates, then serves everything (and `/metrics` on
+/// `--metrics-listen` when set), calling `ready` once. On `signal`, `/readyz` answers 503
+/// for `--shutdown-drain-seconds` (or until `signal` comes again) while requests are still
+/// served; then the listener closes and in-flight requests finish.
+pub async fn serve<S, F>(
+    config: &Config,
+    signal: S,
+    ready: impl AsyncFnOnce(&Arc<AppState>, SocketAddr) -> anyhow::Result<()>,
+) -> anyhow::Result<()>
+where
+    S: Fn() -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send,
+{
+    use tower::ServiceExt;
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let started: Arc<std::sync::OnceLock<(Router, Arc<AppState>)>> = Arc::default();
+    let front = {
+        let started = started.clone();
+        Router::new().fallback(move |request: axum::extract::Request| {
+            let started = started.clone();
+            async move {
+                match started.get() {
+                    Some((router, _)) => router.clone().oneshot(request).await.into_response(),
+                    None if request.uri().path() == "/livez" => livez().await,
+                    None => status_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "starting",
+                        Some("connecting to the database and running migrations"),
+                    ),
+                }
+            }
+        })
+    };
+    let drain = Duration::from_secs(config.shutdown_drain_seconds);
+    let shutdown = {
+        let started = started.clone();
+        async move {
+            signal().await;
+            if let Some((_, state)) = started.get() {
+                state
+                    .draining
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            tracing::info!(
+                "shutting down: /readyz answers 503; the listener closes in {} s (a second signal closes it now)",
+                drain.as_secs()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(drain) => {},
+                _ = signal() => {},
+            }
+        }
+    };
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            front.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .into_future(),
+    );
+    tracing::info!(
+        "orgql starting on http://{addr}: /livez answers now, the API once the database is migrated"
+    );
+    let state = match build_state(config).await {
+        Ok(state) => state,
+        Err(error) => {
+            server.abort();
+            return Err(error);
+        }
+    };
+    if let (Some(metrics_addr), Some(_)) = (config.metrics_listen, &state.metrics) {
+        let listener = TcpListener::bind(metrics_addr).await?;
+        let scraped = state.clone();
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let state = scraped.clone();
+                async move { metrics_response(&state) }
+            }),
+        );
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let _ = started.set((router(config, state.clone()), state.clone()));
+    ready(&state, addr).await?;
+    server.await??;
+    Ok(())
+}
+
 fn router(config: &Config, state: Arc<AppState>) -> Router {
-    let schema = configured_schema_builder(config)
-        .data(state.clone())
-        .finish();
-    let validated_schema = configured_schema_builder(config)
-        .data(state.clone())
-        .validation_mode(ValidationMode::Fast)
-        .finish();
+    let builder = || {
+        let builder = configured_schema_builder(config).data(state.clone());
+        // Spans for validation and execution, only while traces are exported.
+        if crate::telemetry::traces::exporting() {
+            builder.extension(crate::telemetry::traces::Stages)
+        } else {
+            builder
+        }
+    };
+    let schema = builder().finish();
+    let validated_schema = builder().validation_mode(ValidationMode::Fast).finish();
     let max_batch = config.max_batch;
     let admission = Arc::new(Admission::new(
         QueryLimits {
@@ -184,10 +288,17 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         config.parsed_cache_size,
     ));
     let request_timeout = Duration::from_secs(config.request_timeout_seconds);
-    Router::new()
+    let mut routes = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz));
+    if config.metrics_listen.is_none() && state.metrics.is_some() {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    let observed = state.metrics.clone();
+    routes
         .merge(crate::graphiql::routes())
         // The HTTP edge, innermost first: compression, a cap on the body (413), a timeout
         // (408), and panics turned into a clean INTERNAL_SERVER_ERROR while the server goes
@@ -201,12 +312,11 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors(&config.cors_origins))
-        .layer(
-            // One line per request at INFO: method, path, status, latency.
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        // Outermost: the request id and span, the metrics, one log line per request.
+        .layer(axum::middleware::from_fn_with_state(
+            observed,
+            crate::telemetry::edge::observe,
+        ))
         .with_state(Shared {
             schema,
             validated_schema,
@@ -240,6 +350,68 @@ async fn health(State(shared): State<Shared>) -> Response {
     }
 }
 
+/// `GET /livez`: the process runs.
+async fn livez() -> Response {
+    status_response(StatusCode::OK, "ok", None)
+}
+
+/// `{"status": …}` (and what is wrong) with `status`.
+fn status_response(status: StatusCode, text: &str, problem: Option<&str>) -> Response {
+    let body = match problem {
+        Some(problem) => serde_json::json!({ "status": text, "problem": problem }),
+        None => serde_json::json!({ "status": text }),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// `GET /readyz`: 200 while the database answers and every migration has run; 503 when it
+/// does not, or migrations are pending, or the server is shutting down.
+async fn readyz(State(shared): State<Shared>) -> Response {
+    let state = &shared.state;
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return status_response(StatusCode::SERVICE_UNAVAILABLE, "draining", None);
+    }
+    let pending = tokio::time::timeout(HEALTH_TIMEOUT, crate::db::pending_migrations(&state.db));
+    match pending.await {
+        Ok(Ok(0)) => status_response(StatusCode::OK, "ok", None),
+        Ok(Ok(n)) => status_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Some(&format!("{n} migrations have not run")),
+        ),
+        _ => status_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            Some("the database does not answer"),
+        ),
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+async fn metrics(State(shared): State<Shared>) -> Response {
+    metrics_response(&shared.state)
+}
+
+fn metrics_response(state: &AppState) -> Response {
+    match &state.metrics {
+        Some(metrics) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(prometheus::TEXT_FORMAT),
+            )],
+            metrics.render(&state.db),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// A request-level error (nothing executed), as a GraphQL response with a code.
 fn request_error(status: StatusCode, code: &'static str, message: &str) -> Response {
     let mut error = ServerError::new(message, None);
@@ -249,6 +421,10 @@ fn request_error(status: StatusCode, code: &'static str, message: &str) -> Respo
         .set("code", code);
     let body = async_graphql::Response::from_errors(vec![error]);
     let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(Observed {
+        operations: Vec::new(),
+        codes: vec![code.to_owned()],
+    });
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -355,9 +531,13 @@ async fn execute(
         BatchRequest::Single(r) => (vec![r], false),
         BatchRequest::Batch(rs) => (rs, true),
     };
+    let started = std::time::Instant::now();
     let admitted: Vec<_> = requests
         .iter_mut()
-        .map(|request| shared.admission.admit(request, via_get))
+        .map(|request| {
+            let _parse = tracing::info_span!(target: TRACE, "graphql.parse").entered();
+            shared.admission.admit(request, via_get)
+        })
         .collect();
     let password_operations: usize = admitted
         .iter()
@@ -436,6 +616,7 @@ async fn execute(
         if let Some((account, private)) = &viewer_rows {
             loader.keep_viewer(account.clone(), private.clone());
         }
+        let loader = Batched::new(loader, tracing::Span::current(), state.metrics.clone());
         DataLoader::new(loader, scheduler.spawner())
             // Batches start when the request's executor waits (see `crate::tick`), not after a
             // timed window.
@@ -445,7 +626,11 @@ async fn execute(
             .max_batch_size(10_000)
     };
     let client = ClientAddr(client.ip());
-    let run = |request: async_graphql::Request, admitted: Result<Admitted, ServerError>| {
+    let run = |mut request: async_graphql::Request, admitted: Result<Admitted, ServerError>| {
+        let name = match &admitted {
+            Ok(_) => operation_name(&mut request),
+            Err(_) => request.operation_name.clone(),
+        };
         // A query holds one connection for its statements (see `crate::db::Held`).
         let only_queries = admitted.as_ref().is_ok_and(|a| a.only_queries);
         let validating = admitted.as_ref().ok().and_then(|a| a.validating(&request));
@@ -455,40 +640,64 @@ async fn execute(
         };
         let request = request.data(viewer).data(client).data(loader(only_queries));
         async move {
-            match admitted {
+            let (response, outcome) = match admitted {
                 Ok(_) => {
                     let response = schema.execute(request).await;
                     // A request that failed validation answers errors without a `path`
                     // (async-graphql's validation errors have none); one whose errors all
                     // have a path (raised by a field, such as `FORBIDDEN`) passed it.
+                    let passed = response.errors.iter().all(|error| !error.path.is_empty());
                     if let Some(validating) = validating
-                        && response.errors.iter().all(|error| !error.path.is_empty())
+                        && passed
                     {
                         validating.validated();
                     }
-                    response
+                    let outcome = if response.errors.is_empty() {
+                        Outcome::Ok
+                    } else if passed {
+                        Outcome::Error
+                    } else {
+                        Outcome::Refused
+                    };
+                    (response, outcome)
                 }
-                Err(refused) => async_graphql::Response::from_errors(vec![refused]),
-            }
+                Err(refused) => (
+                    async_graphql::Response::from_errors(vec![refused]),
+                    Outcome::Refused,
+                ),
+            };
+            (response, (name, outcome))
         }
     };
     let execution = Ticked::new(
         async {
             let mut responses = Vec::with_capacity(requests.len());
+            let mut operations = Vec::with_capacity(requests.len());
             for (request, admitted) in requests.into_iter().zip(admitted) {
-                responses.push(run(request, admitted).await);
+                let (response, (name, outcome)) = run(request, admitted).await;
+                // The request's span is named after its operation (a batch's: its route).
+                if !batched {
+                    crate::telemetry::edge::name_request(
+                        name.as_deref()
+                            .unwrap_or(crate::telemetry::metrics::ANONYMOUS),
+                    );
+                }
+                operations.push((name, outcome, started.elapsed()));
+                responses.push(response);
             }
-            if batched {
+            let response = if batched {
                 BatchResponse::Batch(responses)
             } else {
                 BatchResponse::Single(responses.pop().expect("one request"))
-            }
+            };
+            (response, operations)
         },
         scheduler.clone(),
     );
     // Answer a slow request with a coded GraphQL error before the HTTP layer's bare 408
     // (dropping the execution rolls back any open transaction).
-    let Ok(response) = tokio::time::timeout(shared.request_timeout, execution).await else {
+    let Ok((response, operations)) = tokio::time::timeout(shared.request_timeout, execution).await
+    else {
         tracing::warn!("a GraphQL request exceeded the request timeout");
         return request_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -496,7 +705,29 @@ async fn execute(
             "the request took too long and was cancelled; nothing it did was kept",
         );
     };
-    graphql_response(&finish(response), response_type)
+    let mut answer = graphql_response(&finish(response), response_type);
+    if let Some(observed) = answer.extensions_mut().get_mut::<Observed>() {
+        observed.operations = operations;
+    }
+    answer
+}
+
+/// The name of the operation `request` runs: the one it names, else the name of the
+/// document's only operation (`None`: anonymous).
+fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        async_graphql::parser::types::DocumentOperations::Single(_) => None,
+        async_graphql::parser::types::DocumentOperations::Multiple(operations) => {
+            let mut names = operations.keys();
+            match (names.next(), names.next()) {
+                (Some(name), None) => Some(name.to_string()),
+                _ => None,
+            }
+        }
+    }
 }
 
 /// `response` over HTTP, as async-graphql-axum's `GraphQLResponse` answers it (the operation's
@@ -517,6 +748,24 @@ fn graphql_response(response: &BatchResponse, response_type: ResponseType) -> Re
         headers.insert(header::CACHE_CONTROL, value);
     }
     headers.extend(response.http_headers());
+    let responses = match response {
+        BatchResponse::Single(r) => std::slice::from_ref(r),
+        BatchResponse::Batch(rs) => rs.as_slice(),
+    };
+    let codes = responses
+        .iter()
+        .flat_map(|r| &r.errors)
+        .map(
+            |error| match error.extensions.as_ref().and_then(|e| e.get("code")) {
+                Some(async_graphql::Value::String(code)) => code.clone(),
+                _ => "INTERNAL_SERVER_ERROR".to_owned(),
+            },
+        )
+        .collect();
+    answer.extensions_mut().insert(Observed {
+        operations: Vec::new(),
+        codes,
+    });
     answer
 }
 

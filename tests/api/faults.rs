@@ -175,8 +175,13 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> Timed<T> {
 }
 
 async fn health(app: &TestApp) -> u16 {
+    probe(app, "health").await
+}
+
+/// The status of `GET /<path>` (`health`, `readyz`, `livez`).
+async fn probe(app: &TestApp, path: &str) -> u16 {
     app.client
-        .get(format!("{}/health", app.address))
+        .get(format!("{}/{path}", app.address))
         .timeout(Duration::from_secs(120))
         .send()
         .await
@@ -197,12 +202,16 @@ const BOUND: Duration = Duration::from_secs(20);
 /// While the database is unreachable: health 503, a read and a write answer a clean
 /// INTERNAL_SERVER_ERROR, all in bounded time.
 async fn assert_unavailable(app: &TestApp, token: &str, what: &str) {
-    let (health, read, write) = tokio::join!(
+    let (health, ready, live, read, write) = tokio::join!(
         timed(health(app)),
+        timed(probe(app, "readyz")),
+        probe(app, "livez"),
         timed(app.gql(None, READ, json!({}))),
         timed(app.gql(Some(token), WRITE, json!({ "n": format!("during-{what}") }))),
     );
     assert_eq!(health.value, 503, "{what}: /health");
+    assert_eq!(ready.value, 503, "{what}: /readyz");
+    assert_eq!(live, 200, "{what}: /livez (the process runs)");
     for (reply, name) in [(&read, "read"), (&write, "write")] {
         let message = reply.value.expect_code("INTERNAL_SERVER_ERROR");
         assert_eq!(message, "internal server error", "{what}: {name}");
@@ -227,6 +236,7 @@ async fn assert_unavailable(app: &TestApp, token: &str, what: &str) {
     );
     for (took, name) in [
         (health.took, "health"),
+        (ready.took, "readyz"),
         (read.took, "read"),
         (write.took, "write"),
     ] {
@@ -257,6 +267,7 @@ async fn assert_recovered(app: &TestApp, token: &str, what: &str, datasets_befor
         "{what}: healthy again {:?} after the database came back",
         started.elapsed()
     );
+    assert_eq!(probe(app, "readyz").await, 200, "{what}: /readyz");
     let reply = app.gql(Some(token), READ, json!({})).await;
     assert_eq!(reply.data("/user/username"), "before", "{what}");
     assert_eq!(

@@ -755,7 +755,7 @@ fn log_in_for_an_unknown_user_costs_one_argon2_verification() {
         let (cheap, dear) = (hash_with(1), hash_with(60));
         let time_unknown = |dummy: String, login: &'static str| {
             let db = state.db.clone();
-            let limits = state.rate_limits;
+            let limits = state.rate_limits.clone();
             async move {
                 let started = Instant::now();
                 let result =

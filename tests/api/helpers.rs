@@ -401,14 +401,25 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`], logging at `level` (`RUST_LOG`).
     pub async fn start_logging(database_url: &str, level: &str) -> ServerProcess {
+        Self::start_with(database_url, &[], &[("RUST_LOG", level)]).await
+    }
+
+    /// [`ServerProcess::start`] with more flags and environment variables.
+    pub async fn start_with(
+        database_url: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> ServerProcess {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgql"))
             .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+            .args(args)
             .env("JWT_SECRET", TEST_SECRET)
             // Many sign-ups and log-ins from one address; not what these tests are about.
             .env("ORGQL_LOGIN_PER_ADDRESS", "100000")
             .env("ORGQL_SIGNUP_PER_ADDRESS", "100000")
-            .env("RUST_LOG", level)
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -450,6 +461,24 @@ impl ServerProcess {
     /// A client for it.
     pub fn client(&self) -> TestApp {
         TestApp::client_for(&self.address)
+    }
+
+    /// Sends SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+    }
+
+    /// Waits (at most `limit`) for the process to exit; its exit status.
+    pub async fn exited(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .expect("orgql exits in time")
+            .expect("its status")
     }
 
     /// SIGKILL: no graceful shutdown, no chance to flush anything.

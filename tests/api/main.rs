@@ -16,6 +16,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod invitations;
+mod operating;
 mod organizations;
 mod policy;
 mod spa;

@@ -1,8 +1,6 @@
 //! No N+1: the SQL statements one request runs are fixed by the query's shape, whatever the
 //! number of objects on each level.
 
-use std::sync::atomic::Ordering;
-
 use crate::helpers::{Backend, TestApp, TestDatabase, spawn_with, test_config};
 use chrono::Utc;
 use entity::roles::{AccountKind, DatasetRole, OrganizationRole};
@@ -160,12 +158,9 @@ async fn seed(app: &TestApp, n: usize) -> String {
 
 /// The statements `query` runs (the server's counter before and after), and its answer.
 async fn counted(app: &TestApp, token: Option<&str>, query: &str) -> (u64, crate::helpers::Reply) {
-    let before = app.state().statements.load(Ordering::SeqCst);
+    let before = app.state().statements.count();
     let reply = app.gql(token, query, json!({})).await;
-    (
-        app.state().statements.load(Ordering::SeqCst) - before,
-        reply,
-    )
+    (app.state().statements.count() - before, reply)
 }
 
 async fn dashboard_statements(backend: &Backend, n: usize) -> u64 {
@@ -489,11 +484,11 @@ async fn a_members_page_read_with_its_organization_is_the_page_asked_for(backend
     let mut after = serde_json::Value::Null;
     let mut seen = Vec::new();
     for expected_more in [true, true, false] {
-        let before = app.state().statements.load(Ordering::SeqCst);
+        let before = app.state().statements.count();
         let reply = app
             .gql(Some(&ann), page, json!({ "first": 1, "after": after }))
             .await;
-        let statements = app.state().statements.load(Ordering::SeqCst) - before;
+        let statements = app.state().statements.count() - before;
         // The credential's check, and the organization with its page.
         assert_eq!(statements, 2, "{}", reply.body);
         seen.extend(names(reply.data("/organization/members/nodes")));

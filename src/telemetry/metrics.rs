@@ -1,0 +1,487 @@
+//! The Prometheus metrics: what `/metrics` exposes, kept in one registry per server.
+//!
+//! Written with the `prometheus` crate (TiKV's; its text encoder writes the classic text
+//! exposition format that every Prometheus and `promtool check metrics` read), without its
+//! protobuf feature. Every label has a bounded set of values: operation names are the first
+//! [`MAX_OPERATION_NAMES`] well-formed names seen (later ones count as `(other)`), error
+//! codes are the server's own, loaders are the server's key types.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sea_orm::DatabaseConnection;
+
+/// How many distinct operation names get a series of their own.
+pub const MAX_OPERATION_NAMES: usize = 200;
+
+/// The `operation` label of an operation without a name.
+pub const ANONYMOUS: &str = "(anonymous)";
+/// The `operation` label of a request refused before its operation was known (not JSON, a
+/// bad credential, a batch too large, a document that does not parse).
+pub const UNKNOWN: &str = "(unknown)";
+/// The `operation` label of names beyond [`MAX_OPERATION_NAMES`] or not well-formed.
+pub const OTHER: &str = "(other)";
+
+/// How an operation ended, the `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran and answered without errors.
+    Ok,
+    /// It ran and answered with errors (a field refused, bad input, a conflict…).
+    Error,
+    /// It was refused before it ran (HTTP-level refusals, credentials, scopes, limits,
+    /// parse and validation failures).
+    Refused,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// What a statement does, the `kind` label of the statement metrics.
+pub fn statement_kind(sql: &str) -> &'static str {
+    let word = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next();
+    match word.map(str::to_ascii_uppercase).as_deref() {
+        Some("SELECT" | "WITH") => "select",
+        Some("INSERT") => "insert",
+        Some("UPDATE") => "update",
+        Some("DELETE") => "delete",
+        Some("BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "START") => "transaction",
+        _ => "other",
+    }
+}
+
+const STATEMENT_KINDS: [&str; 6] = [
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "transaction",
+    "other",
+];
+
+/// An acquisition that took this long or longer waited (for a connection to be opened or to
+/// come back to the pool).
+const WAITED: Duration = Duration::from_millis(1);
+
+/// Latency buckets, in seconds: 1 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Statement and pool-wait buckets, in seconds: 100 µs to 5 s.
+const SHORT_BUCKETS: [f64; 13] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0,
+];
+/// Loader batch sizes (keys per batch).
+const BATCH_BUCKETS: [f64; 10] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0, 10000.0,
+];
+
+/// Every metric of one server.
+pub struct Metrics {
+    registry: Registry,
+    names: Mutex<HashSet<String>>,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    errors: IntCounterVec,
+    http_responses: IntCounterVec,
+    statements: [IntCounter; STATEMENT_KINDS.len()],
+    statement_seconds: [Histogram; STATEMENT_KINDS.len()],
+    pool: IntGaugeVec,
+    pool_acquire_seconds: Histogram,
+    pool_waits: IntCounter,
+    loader_batches: IntCounterVec,
+    loader_batch_keys: HistogramVec,
+    rate_limited: IntCounterVec,
+    subscriptions: IntGauge,
+}
+
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once, with a valid name");
+    metric
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero; `max_connections` is the pool's size.
+    pub fn new(max_connections: u32) -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let requests = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_graphql_requests_total",
+                    "GraphQL operations by operation name and outcome (ok, error, refused); a batch counts each of its operations",
+                ),
+                &["operation", "outcome"],
+            )
+            .expect("valid"),
+        );
+        let request_seconds = registered(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "orgql_graphql_request_duration_seconds",
+                    "Time from a GraphQL operation's admission to its answer, by operation name and outcome",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["operation", "outcome"],
+            )
+            .expect("valid"),
+        );
+        let errors = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_graphql_errors_total",
+                    "GraphQL errors answered, by extensions.code",
+                ),
+                &["code"],
+            )
+            .expect("valid"),
+        );
+        let http_responses = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_http_responses_total",
+                    "HTTP responses by route and status code",
+                ),
+                &["route", "status"],
+            )
+            .expect("valid"),
+        );
+        let statements_vec = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_db_statements_total",
+                    "SQL statements run, by kind (select, insert, update, delete, transaction, other)",
+                ),
+                &["kind"],
+            )
+            .expect("valid"),
+        );
+        let statement_seconds_vec = registered(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "orgql_db_statement_duration_seconds",
+                    "Time a SQL statement took, by kind",
+                )
+                .buckets(SHORT_BUCKETS.to_vec()),
+                &["kind"],
+            )
+            .expect("valid"),
+        );
+        let pool = registered(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "orgql_db_pool_connections",
+                    "Open database connections by state (idle, in_use), read at each scrape",
+                ),
+                &["state"],
+            )
+            .expect("valid"),
+        );
+        let pool_max = registered(
+            r,
+            IntGauge::new(
+                "orgql_db_pool_max_connections",
+                "The pool's maximum number of connections",
+            )
+            .expect("valid"),
+        );
+        pool_max.set(i64::from(max_connections));
+        let pool_acquire_seconds = registered(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "orgql_db_pool_acquire_duration_seconds",
+                    "Time a query's statement took to get a connection (pool or the connections kept for queries)",
+                )
+                .buckets(SHORT_BUCKETS.to_vec()),
+            )
+            .expect("valid"),
+        );
+        let pool_waits = registered(
+            r,
+            IntCounter::new(
+                "orgql_db_pool_waits_total",
+                "Queries' connection acquisitions that took 1 ms or more (a connection was opened or waited for)",
+            )
+            .expect("valid"),
+        );
+        let loader_batches = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_loader_batches_total",
+                    "DataLoader batches (one SQL statement each), by loader",
+                ),
+                &["loader"],
+            )
+            .expect("valid"),
+        );
+        let loader_batch_keys = registered(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "orgql_loader_batch_keys",
+                    "Keys per DataLoader batch, by loader",
+                )
+                .buckets(BATCH_BUCKETS.to_vec()),
+                &["loader"],
+            )
+            .expect("valid"),
+        );
+        let rate_limited = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_rate_limited_total",
+                    "Attempts refused with RATE_LIMITED, by limit (log_in_account, log_in_address, sign_up_address)",
+                ),
+                &["limit"],
+            )
+            .expect("valid"),
+        );
+        let subscriptions = registered(
+            r,
+            IntGauge::new(
+                "orgql_subscriptions_active",
+                "Live GraphQL subscriptions on this instance",
+            )
+            .expect("valid"),
+        );
+        for state in ["idle", "in_use"] {
+            pool.with_label_values(&[state]).set(0);
+        }
+        Metrics {
+            statements: STATEMENT_KINDS.map(|kind| statements_vec.with_label_values(&[kind])),
+            statement_seconds: STATEMENT_KINDS
+                .map(|kind| statement_seconds_vec.with_label_values(&[kind])),
+            registry,
+            names: Mutex::default(),
+            requests,
+            request_seconds,
+            errors,
+            http_responses,
+            pool,
+            pool_acquire_seconds,
+            pool_waits,
+            loader_batches,
+            loader_batch_keys,
+            rate_limited,
+            subscriptions,
+        }
+    }
+
+    /// The `operation` label for `name`: itself while fewer than [`MAX_OPERATION_NAMES`]
+    /// names have been seen and it is a GraphQL name of at most 64 characters; else
+    /// [`OTHER`]; [`ANONYMOUS`] for none.
+    pub fn operation_label<'a>(&self, name: Option<&'a str>) -> std::borrow::Cow<'a, str> {
+        let Some(name) = name else {
+            return ANONYMOUS.into();
+        };
+        let well_formed = !name.is_empty()
+            && name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !well_formed {
+            return OTHER.into();
+        }
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.contains(name) {
+            return name.into();
+        }
+        if names.len() < MAX_OPERATION_NAMES {
+            names.insert(name.to_owned());
+            return name.into();
+        }
+        OTHER.into()
+    }
+
+    /// Counts one operation that ended with `outcome` after `elapsed`.
+    pub fn operation(&self, operation: &str, outcome: Outcome, elapsed: Duration) {
+        let labels = [operation, outcome.label()];
+        self.requests.with_label_values(&labels).inc();
+        self.request_seconds
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one error answered with `code` (`extensions.code`).
+    pub fn error(&self, code: &str) {
+        self.errors.with_label_values(&[code]).inc();
+    }
+
+    /// Counts one HTTP response.
+    pub fn http_response(&self, route: &str, status: u16) {
+        let mut buffer = itoa::Buffer::new();
+        self.http_responses
+            .with_label_values(&[route, buffer.format(status)])
+            .inc();
+    }
+
+    /// Counts one statement of `kind` (see [`statement_kind`]) that took `elapsed`.
+    pub fn statement(&self, kind: &str, elapsed: Duration) {
+        let i = STATEMENT_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(STATEMENT_KINDS.len() - 1);
+        self.statements[i].inc();
+        self.statement_seconds[i].observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one acquisition of a connection that took `elapsed` (a wait from 1 ms on).
+    pub fn pool_acquire(&self, elapsed: Duration) {
+        self.pool_acquire_seconds.observe(elapsed.as_secs_f64());
+        if elapsed >= WAITED {
+            self.pool_waits.inc();
+        }
+    }
+
+    /// Counts one loader batch of `keys` keys.
+    pub fn loader_batch(&self, loader: &str, keys: usize) {
+        self.loader_batches.with_label_values(&[loader]).inc();
+        self.loader_batch_keys
+            .with_label_values(&[loader])
+            .observe(keys as f64);
+    }
+
+    /// Counts one attempt refused by `limit`.
+    pub fn rate_limited(&self, limit: &str) {
+        self.rate_limited.with_label_values(&[limit]).inc();
+    }
+
+    /// The live subscriptions gauge.
+    pub fn subscriptions(&self) -> &IntGauge {
+        &self.subscriptions
+    }
+
+    /// The exposition: every metric in Prometheus' text format, the pool read now.
+    pub fn render(&self, db: &DatabaseConnection) -> String {
+        let (size, idle) = pool_size(db);
+        self.pool.with_label_values(&["idle"]).set(idle);
+        self.pool.with_label_values(&["in_use"]).set(size - idle);
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("writing to a Vec does not fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// The pool's open and idle connections.
+fn pool_size(db: &DatabaseConnection) -> (i64, i64) {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (i64::from(pool.size()), pool.num_idle() as i64)
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (i64::from(pool.size()), pool.num_idle() as i64)
+        }
+        _ => (0, 0),
+    }
+}
+
+/// How many SQL statements the server has run, and (with metrics on) each one's kind and
+/// time.
+#[derive(Default)]
+pub struct Statements {
+    count: AtomicU64,
+    metrics: Option<std::sync::Arc<Metrics>>,
+}
+
+impl Statements {
+    /// Counts into `metrics` too, when given.
+    pub fn new(metrics: Option<std::sync::Arc<Metrics>>) -> Self {
+        Statements {
+            count: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// How many statements have run (the statement-count tests read it).
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Counts one read (a `SELECT`) that took `elapsed`.
+    pub fn read(&self, elapsed: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.statement("select", elapsed);
+        }
+    }
+
+    /// Awaits `acquire` (a connection for a statement), counting its wait in the metrics.
+    pub async fn acquiring<T>(&self, acquire: impl std::future::Future<Output = T>) -> T {
+        let Some(metrics) = &self.metrics else {
+            return acquire.await;
+        };
+        let started = std::time::Instant::now();
+        let connection = acquire.await;
+        metrics.pool_acquire(started.elapsed());
+        connection
+    }
+
+    /// Counts one statement that took `elapsed`.
+    pub fn ran(&self, sql: &str, elapsed: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.statement(statement_kind(sql), elapsed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded() {
+        let metrics = Metrics::new(4);
+        assert_eq!(metrics.operation_label(None), ANONYMOUS);
+        assert_eq!(metrics.operation_label(Some("Viewer")), "Viewer");
+        assert_eq!(metrics.operation_label(Some("bad name")), OTHER);
+        assert_eq!(metrics.operation_label(Some(&"x".repeat(65))), OTHER);
+        for i in 0..MAX_OPERATION_NAMES {
+            metrics.operation_label(Some(&format!("Op{i}")));
+        }
+        assert_eq!(metrics.operation_label(Some("OneTooMany")), OTHER);
+        assert_eq!(metrics.operation_label(Some("Viewer")), "Viewer");
+    }
+
+    #[test]
+    fn statements_are_sorted_by_kind() {
+        assert_eq!(statement_kind("  select 1"), "select");
+        assert_eq!(statement_kind("INSERT INTO x"), "insert");
+        assert_eq!(statement_kind("BEGIN"), "transaction");
+        assert_eq!(statement_kind("PRAGMA x"), "other");
+    }
+}
