@@ -89,7 +89,7 @@ async function gql(url, query, variables, token) {
 async function start(t, extra = []) {
   const logFile = join(WORK, `mutations-${t.v.slug}-${t.engine}.log`);
   const proc = spawn(t.v.bin, ["--database-url", t.url, "--listen", `127.0.0.1:${PORT}`, ...t.v.flags, ...extra], {
-    env: { ...env, JWT_SECRET, RUST_LOG: "warn", ...t.v.env },
+    env: { ...env, JWT_SECRET, RUST_LOG: "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0", ...t.v.env },
     stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")],
   });
   let exited = null;

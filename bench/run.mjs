@@ -162,7 +162,7 @@ for (const [base, db, url] of [["orgql-pg", "PostgreSQL", ORGQL_PG_URL], ["orgql
       port: PORT.orgql,
       // The variant's env last: it may override anything, RUST_LOG included.
       cmd: (extra = []) => [v.bin, ["--database-url", url, "--listen", `127.0.0.1:${PORT.orgql}`, ...ORGQL_FLAGS, ...v.flags, ...extra],
-        { JWT_SECRET, RUST_LOG: "warn", ...v.env }],
+        { JWT_SECRET, RUST_LOG: "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0", ...v.env }],
     };
   }
 }

@@ -99,8 +99,14 @@ pub fn init(format: LogFormat) -> anyhow::Result<Guard> {
         );
         EXPORTING.store(true, Ordering::Relaxed);
         Some(
+            // Only the spans' own fields: no source location, thread, target or busy/idle
+            // times on every span (each an attribute to allocate, encode and send).
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
                 .with_filter(filter_fn(|metadata| {
                     metadata.is_span()
                         && (metadata.target() == TRACE || metadata.target() == REQUEST)
