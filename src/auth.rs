@@ -231,6 +231,25 @@ pub enum Presented {
     ApiToken(String),
 }
 
+/// What an `Authorization` value presents: nothing without one; a sign-in token that
+/// verifies, or an API token (which only the database can judge); `None` (refused, never
+/// anonymous) for anything else. RFC 7235: the scheme is case-insensitive, followed by one
+/// or more spaces.
+pub fn presented_in(authorization: Option<&str>, keys: &TokenKeys) -> Option<Presented> {
+    let Some(value) = authorization else {
+        return Some(Presented::Nothing);
+    };
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    if token.starts_with(API_TOKEN_PREFIX) {
+        return Some(Presented::ApiToken(api_token_hash(token)));
+    }
+    keys.verify(token).map(Presented::Session)
+}
+
 /// How a signed-in request is signed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {

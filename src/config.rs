@@ -135,6 +135,26 @@ pub struct Config {
     #[arg(long, env = "ORGQL_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
 
+    /// Subscriptions one user may hold on one instance at once (then `RATE_LIMITED`).
+    #[arg(long, env = "ORGQL_MAX_SUBSCRIPTIONS_PER_USER", default_value_t = 100)]
+    pub max_subscriptions_per_user: usize,
+
+    /// Subscriptions one WebSocket connection may hold at once (then `RATE_LIMITED`).
+    #[arg(
+        long,
+        env = "ORGQL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 25
+    )]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Seconds a WebSocket may take to send `connection_init` (then it closes with 4408).
+    #[arg(long, env = "ORGQL_SUBSCRIPTION_INIT_TIMEOUT", default_value_t = 10)]
+    pub subscription_init_timeout_seconds: u64,
+
+    /// Seconds between the server's pings on an idle WebSocket or SSE stream.
+    #[arg(long, env = "ORGQL_SUBSCRIPTION_PING_SECONDS", default_value_t = 15)]
+    pub subscription_ping_seconds: u64,
+
     /// Serve `/metrics` on this address instead of the API's (e.g. `0.0.0.0:9100`, so that
     /// only the scraper reaches it).
     #[arg(long, env = "ORGQL_METRICS_LISTEN")]

@@ -31,14 +31,18 @@ pub struct AppState {
     pub invitation_ttl_days: u32,
     /// The Prometheus metrics (`None` with `--disable-metrics`).
     pub metrics: Option<std::sync::Arc<crate::telemetry::Metrics>>,
+    /// This instance's live subscriptions (see [`crate::live`]).
+    pub hub: std::sync::Arc<crate::live::Hub>,
     /// Set when the server begins to shut down: `/readyz` answers 503 from then on.
     pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
-    /// Closes the database gracefully: first the connections kept for queries, since sqlx's
-    /// `close` waits for every connection to come back to its pool, then the pool.
+    /// Closes the database gracefully: first the live-updates feed's connection and the
+    /// connections kept for queries, since sqlx's `close` waits for every connection to come
+    /// back to its pool, then the pool.
     pub async fn close(&self) {
+        self.hub.close();
         self.query_connections.close_all();
         self.db.clone().close().await.ok();
     }

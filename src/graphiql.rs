@@ -69,10 +69,47 @@ fn offline_page() -> String {
   <body>
     <div id="graphiql">Loading…</div>
     <script>
-      const fetcher = GraphiQL.createFetcher({{
+      const http = GraphiQL.createFetcher({{
         url: new URL("/graphql", window.location.href).toString(),
         fetch: (url, opts = {{}}) => fetch(url, {{ ...opts, credentials: "same-origin" }}),
       }});
+      // Subscriptions over Server-Sent Events (graphql-sse, POST /graphql/stream): each
+      // `next` event is a result, shown as it arrives, until `complete`.
+      const isSubscription = (query, name) => {{
+        const operations = [...query.replace(/#[^\n]*/g, "").matchAll(/\b(query|mutation|subscription)\b\s*([_A-Za-z][_0-9A-Za-z]*)?/g)];
+        const chosen = name ? operations.find((o) => o[2] === name) : operations[0];
+        return chosen !== undefined && chosen[1] === "subscription";
+      }};
+      async function* stream(params, opts) {{
+        const response = await fetch(new URL("/graphql/stream", window.location.href), {{
+          method: "POST",
+          credentials: "same-origin",
+          headers: {{ ...(opts && opts.headers), "content-type": "application/json", accept: "text/event-stream" }},
+          body: JSON.stringify(params),
+        }});
+        if (!response.ok || !response.body) {{
+          yield await response.json();
+          return;
+        }}
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {{
+          const {{ value, done }} = await reader.read();
+          if (done) return;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {{
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = (block.match(/^event: ?(.*)$/m) || [])[1];
+            const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+            if (event === "complete") return;
+            if (event === "next") yield JSON.parse(data);
+          }}
+        }}
+      }}
+      const fetcher = (params, opts) =>
+        isSubscription(params.query || "", params.operationName) ? stream(params, opts) : http(params, opts);
       ReactDOM.createRoot(document.getElementById("graphiql")).render(
         React.createElement(GraphiQL, {{
           fetcher,

@@ -15,6 +15,7 @@ mod graphiql;
 pub mod http;
 pub mod invitations;
 pub mod limits;
+pub mod live;
 pub mod loaders;
 pub mod newtypes;
 pub mod node;

@@ -1,10 +1,11 @@
 //! The GraphQL schema: every domain's queries and mutations merged.
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder, ServerError};
+use async_graphql::{MergedObject, Schema, SchemaBuilder, ServerError};
 
 use crate::accounts::{AccountControlMutation, AccountMutation, AccountQuery};
 use crate::datasets::{DatasetMutation, DatasetQuery};
 use crate::invitations::InvitationMutation;
+use crate::live::LiveSubscription;
 use crate::node::{AccountInterface, NodeQuery};
 use crate::organizations::{OrganizationMutation, OrganizationQuery};
 use crate::tokens::TokenMutation;
@@ -25,11 +26,11 @@ pub struct Mutation(
 );
 
 /// orgql's schema type.
-pub type OrgqlSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type OrgqlSchema = Schema<Query, Mutation, LiveSubscription>;
 
 /// The schema, without request data or limits (what `--print-schema` prints).
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, LiveSubscription> {
+    Schema::build(Query::default(), Mutation::default(), LiveSubscription)
         .register_output_type::<AccountInterface>()
 }
 
@@ -38,7 +39,7 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 /// added here would not see the fields of [`crate::eager::Eager`] objects.)
 pub fn configured_schema_builder(
     config: &crate::config::Config,
-) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+) -> SchemaBuilder<Query, Mutation, LiveSubscription> {
     let mut builder = schema_builder()
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)

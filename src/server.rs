@@ -9,6 +9,8 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, ServerError, ValidationMode};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -56,6 +58,8 @@ struct Shared {
     state: Arc<AppState>,
     max_batch: usize,
     request_timeout: Duration,
+    /// How subscriptions' transports behave.
+    live: crate::live::transport::Settings,
 }
 
 /// Connects to the database, runs migrations, and settles the token secret.
@@ -109,6 +113,14 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
     if let Some(days) = config.audit_retention_days {
         crate::audit::prune_periodically(db.clone(), days);
     }
+    let hub = Arc::new(crate::live::Hub::new(
+        db.clone(),
+        crate::live::Limits {
+            per_user: config.max_subscriptions_per_user,
+            per_connection: config.max_subscriptions_per_connection,
+        },
+        metrics.clone(),
+    ));
     Ok(Arc::new(AppState {
         db,
         statements,
@@ -120,6 +132,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<Arc<AppState>> {
             sign_up_per_address: config.sign_ups_per_address,
             metrics: metrics.clone(),
         },
+        hub,
         metrics,
         draining: std::sync::atomic::AtomicBool::new(false),
         dummy_hash,
@@ -163,12 +176,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Live subscriptions end with the shutdown (their streams would keep it waiting).
+        let hub = self.state.hub.clone();
         axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            hub.close();
+        })
         .await
     }
 }
@@ -226,6 +244,10 @@ where
                 _ = tokio::time::sleep(drain) => {},
                 _ = signal() => {},
             }
+            // Live subscriptions end now (their streams would keep the shutdown waiting).
+            if let Some((_, state)) = started.get() {
+                state.hub.close();
+            }
         }
     };
     let server = tokio::spawn(
@@ -267,7 +289,9 @@ where
 
 fn router(config: &Config, state: Arc<AppState>) -> Router {
     let builder = || {
-        let builder = configured_schema_builder(config).data(state.clone());
+        let builder = configured_schema_builder(config)
+            .data(state.clone())
+            .data(state.hub.clone());
         // Spans for validation and execution, only while traces are exported.
         if crate::telemetry::traces::exporting() {
             builder.extension(crate::telemetry::traces::Stages)
@@ -291,6 +315,7 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
     let mut routes = Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/stream", axum::routing::post(graphql_stream))
         .route("/health", get(health))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz));
@@ -324,6 +349,10 @@ fn router(config: &Config, state: Arc<AppState>) -> Router {
             state,
             max_batch,
             request_timeout,
+            live: crate::live::transport::Settings {
+                init_timeout: Duration::from_secs(config.subscription_init_timeout_seconds),
+                ping_every: Duration::from_secs(config.subscription_ping_seconds.max(1)),
+            },
         })
 }
 
@@ -439,24 +468,13 @@ fn request_error(status: StatusCode, code: &'static str, message: &str) -> Respo
     response
 }
 
-/// What the request presents: nothing without an `Authorization` header; a sign-in token
-/// that verifies, or an API token (which only the database can judge); `Err` (refused,
-/// never anonymous) for any other header.
+/// What the request presents (see [`crate::auth::presented_in`]).
 fn presented(headers: &HeaderMap, keys: &TokenKeys) -> Result<Presented, ()> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Presented::Nothing);
+    let value = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| ())?),
     };
-    let value = value.to_str().map_err(|_| ())?;
-    // RFC 7235: the scheme is case-insensitive, followed by one or more spaces.
-    let (scheme, token) = value.trim().split_once(' ').ok_or(())?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(());
-    }
-    let token = token.trim();
-    if token.starts_with(crate::auth::API_TOKEN_PREFIX) {
-        return Ok(Presented::ApiToken(crate::auth::api_token_hash(token)));
-    }
-    keys.verify(token).map(Presented::Session).ok_or(())
+    crate::auth::presented_in(value, keys).ok_or(())
 }
 
 /// The answer to a request whose credential is refused.
@@ -822,6 +840,36 @@ async fn graphql_post(
     }
 }
 
+/// `POST /graphql/stream`: an operation answered as Server-Sent Events (`graphql-sse`,
+/// distinct connections; see `crate::live::transport`).
+async fn graphql_stream(
+    State(shared): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if !crate::http::is_json_content_type(&headers) {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "send GraphQL requests as `Content-Type: application/json`",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    crate::live::transport::sse(
+        &headers,
+        &body,
+        shared.schema.clone(),
+        shared.state.clone(),
+        client,
+        shared.live,
+    )
+    .await
+}
+
 /// A body or query string that is not a GraphQL request at all.
 fn not_a_graphql_request(problem: &str) -> Response {
     request_error(
@@ -839,9 +887,22 @@ fn not_a_graphql_request(problem: &str) -> Response {
 async fn graphql_get(
     State(shared): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
+    // Subscriptions over WebSocket (see `crate::live::transport`).
+    if let Ok(upgrade) = upgrade {
+        return crate::live::transport::websocket(
+            upgrade,
+            &headers,
+            shared.schema.clone(),
+            shared.state.clone(),
+            client,
+            shared.live,
+        )
+        .await;
+    }
     let params = params.map(|Query(params)| params).unwrap_or_default();
     let wants_html = headers
         .get(header::ACCEPT)

@@ -22,6 +22,8 @@ import {
   OrganizationApiTokensDocument,
   OrganizationDocument,
   OrganizationMembersDocument,
+  OrganizationEventsDocument,
+  ViewerEventsDocument,
   AcceptInvitationDocument,
   DatasetAuditLogDocument,
   DeclineInvitationDocument,
@@ -48,6 +50,7 @@ import {
   orgqlClient,
   query,
 } from "../src/client.ts";
+import { liveClient, subscribe } from "../src/live.ts";
 import { startOrgql, type Orgql } from "./orgql.ts";
 
 let server: Orgql;
@@ -412,5 +415,48 @@ describe("the API story", () => {
     const datasetLog = await query(gina.client, DatasetAuditLogDocument, { fullName: "umbrella/cells" });
     assert.equal(datasetLog.dataset?.auditLog.totalCount, 3);
     await refused(query(hal.client, OrganizationAuditLogDocument, { username: "umbrella" }), "FORBIDDEN");
+  });
+
+  test("live updates: a subscriber on one instance sees a change sent to another", async () => {
+    // A second orgql on the same database: the subscriber's instance learns of the change
+    // from the committed audit log.
+    const second = await startOrgql({ database: server.database });
+    try {
+      const ann = await signUp("live-ann");
+      const ben = await signUp("live-ben");
+      await mutate(ann.client, CreateOrganizationDocument, { input: { username: "live-co" } });
+      await mutate(ann.client, AddMemberDocument, { input: { organization: "live-co", username: "live-ben" } });
+
+      const live = liveClient(server.endpoint, ben.token);
+      const events = subscribe(live, OrganizationEventsDocument, { organization: "live-co" });
+      const mine = subscribe(live, ViewerEventsDocument, {});
+      await new Promise((r) => setTimeout(r, 500));
+
+      const annOnSecond = orgqlClient(second.endpoint, ann.token);
+      await mutate(annOnSecond, UpdateMemberDocument, {
+        input: { organization: "live-co", username: "live-ben", role: "ADMIN" },
+      });
+      const { organizationEvents } = await events.next();
+      assert.equal(organizationEvents.action, "MEMBER_UPDATED");
+      assert.equal(organizationEvents.actorUsername, "live-ann");
+      assert.equal(organizationEvents.subjectUsername, "live-ben");
+      assert.equal(organizationEvents.role, "ADMIN");
+      assert.equal(organizationEvents.previousRole, "MEMBER");
+      assert.equal(organizationEvents.organization?.username, "live-co");
+      const { viewerEvents } = await mine.next();
+      assert.equal(viewerEvents.id, organizationEvents.id, "the same event, to the banner too");
+
+      // Removed: no further event, and the subscription ends with FORBIDDEN.
+      await mutate(annOnSecond, RemoveMemberDocument, { input: { organization: "live-co", username: "live-ben" } });
+      await assert.rejects(events.next(), (error: { codes?: string[] }) => {
+        assert.deepEqual(error.codes, ["FORBIDDEN"]);
+        return true;
+      });
+      events.stop();
+      mine.stop();
+      await live.dispose();
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -1,4 +1,4 @@
-// Every query and mutation of the schema has at least one operation in src/operations.
+// Every query, mutation and subscription of the schema has an operation in src/operations.
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +16,7 @@ test("the operations cover every root field of the schema", () => {
     const document = parse(readFileSync(join(folder, file), "utf8"));
     for (const definition of document.definitions) {
       if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
-      const prefix = definition.operation === "query" ? "Query" : "Mutation";
+      const prefix = { query: "Query", mutation: "Mutation", subscription: "Subscription" }[definition.operation];
       for (const selection of definition.selectionSet.selections) {
         if (selection.kind === Kind.FIELD) used.add(`${prefix}.${selection.name.value}`);
       }
@@ -25,6 +25,7 @@ test("the operations cover every root field of the schema", () => {
   const wanted = [
     ...Object.keys(schema.getQueryType()?.getFields() ?? {}).map((f) => `Query.${f}`),
     ...Object.keys(schema.getMutationType()?.getFields() ?? {}).map((f) => `Mutation.${f}`),
+    ...Object.keys(schema.getSubscriptionType()?.getFields() ?? {}).map((f) => `Subscription.${f}`),
   ];
   assert.ok(wanted.length >= 22, "the schema has the contract's operations");
   assert.deepEqual(

@@ -1,6 +1,7 @@
 // GraphiQL as a person uses it: headless Chromium opens the offline GraphiQL of a live
 // orgql, pastes an Authorization header into the Headers pane, runs `{ viewer { username } }`
-// and sees the answer; nothing is loaded from outside the server. Saves a screenshot to
+// and sees the answer, then runs a subscription and sees an event arrive; nothing is loaded
+// from outside the server. Saves a screenshot to
 // artifacts/graphiql.png.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -10,7 +11,7 @@ import { after, before, test } from "node:test";
 
 import { chromium, type BrowserContext } from "playwright-core";
 
-import { SignUpDocument, mutate, orgqlClient } from "../src/client.ts";
+import { AddMemberDocument, CreateOrganizationDocument, SignUpDocument, mutate, orgqlClient } from "../src/client.ts";
 import { startOrgql, type Orgql } from "./orgql.ts";
 
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -115,6 +116,22 @@ test("GraphiQL runs an authenticated query offline", async () => {
   // The docs explorer.
   await page.getByRole("button", { name: /Show Documentation Explorer/ }).click();
   await page.locator(".graphiql-doc-explorer").getByText("Root Types").waitFor();
+
+  // A live subscription (over SSE, /graphql/stream): an admin adds grace to an
+  // organization elsewhere, and the event appears in the result pane.
+  await query.click();
+  await page.keyboard.press("ControlOrMeta+A");
+  await page.keyboard.insertText("subscription Mine { viewerEvents { action subjectUsername organization { username } } }");
+  await page.locator(".graphiql-execute-button").click();
+  await page.waitForTimeout(1000);
+  const admin = await mutate(orgqlClient(server.endpoint), SignUpDocument, {
+    input: { username: "ada", email: "ada@example.com", password: "correct horse battery" },
+  });
+  const adminClient = orgqlClient(server.endpoint, admin.signUp.token);
+  await mutate(adminClient, CreateOrganizationDocument, { input: { username: "hopper-lab" } });
+  await mutate(adminClient, AddMemberDocument, { input: { organization: "hopper-lab", username: "grace" } });
+  await result.getByText('"action": "MEMBER_ADDED"').waitFor({ timeout: 15_000 });
+  assert.match(await result.innerText(), /"username": "hopper-lab"/);
 
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, "graphiql.png") });

@@ -11,30 +11,36 @@ export interface Orgql {
   base: string;
   /** `<base>/graphql` */
   endpoint: string;
+  /** Its database URL (a second instance may share it). */
+  database: string;
   stop(): Promise<void>;
 }
 
 const here = import.meta.dirname;
 
-export async function startOrgql(): Promise<Orgql> {
+/** Starts orgql; with `database`, on that SQLite URL (a second instance on the first one's
+ * file), else on a fresh one. */
+export async function startOrgql(options: { database?: string } = {}): Promise<Orgql> {
   const bin = process.env.ORGQL_BIN ?? resolve(here, "../../target/debug/orgql");
   if (!existsSync(bin)) {
     throw new Error(`no orgql binary at ${bin}: run \`cargo build\` first (or set ORGQL_BIN)`);
   }
   const dir = mkdtempSync(join(tmpdir(), "orgql-clients-"));
+  const database = options.database ?? `sqlite://${join(dir, "orgql.db")}?mode=rwc`;
   const child = spawn(
     bin,
     [
       "--listen",
       "127.0.0.1:0",
       "--database-url",
-      `sqlite://${join(dir, "orgql.db")}?mode=rwc`,
+      database,
       "--jwt-secret",
       "clients-test-secret-clients-test-secret",
     ],
     {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,orgql=info" },
+      // No drain on SIGTERM: nothing balances load here.
+      env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,orgql=info", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
     },
   );
   let log = "";
@@ -61,6 +67,7 @@ export async function startOrgql(): Promise<Orgql> {
   }
   return {
     base,
+    database,
     endpoint: `${base}/graphql`,
     stop: () => stop(child, dir),
   };

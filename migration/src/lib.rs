@@ -10,6 +10,7 @@ mod m20261205_000001_rate_limits_and_email_keys;
 mod m20261206_000001_api_tokens;
 mod m20261207_000001_audit_log;
 mod m20261207_000002_invitations;
+mod m20261208_000001_audit_notify;
 
 /// Every migration, in order. The server runs them at start; the `migration` binary runs them
 /// by hand (`cargo run -p migration --features cli -- up`).
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_api_tokens::Migration),
             Box::new(m20261207_000001_audit_log::Migration),
             Box::new(m20261207_000002_invitations::Migration),
+            Box::new(m20261208_000001_audit_notify::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod invitations;
+mod live;
 mod operating;
 mod organizations;
 mod policy;

@@ -1,0 +1,216 @@
+// The live-updates benchmark: BENCH_SUBSCRIBERS subscribers (default 1,000) spread over two
+// orgql instances on one PostgreSQL database, BENCH_RATE membership changes per second
+// (default 50) for BENCH_SECONDS (default 30) sent to both instances in turn. It reports
+// p50/p99/max from commit to delivery (the event's `createdAt`, stamped in the committing
+// transaction, to its arrival at the subscriber; one machine, one clock), checks that every
+// subscriber got every event once and in order, and reads both instances' CPU and memory.
+//
+//   bench/live/run.sh      (npm ci for `ws`, then this)
+//
+// Options (environment): BENCH_SUBSCRIBERS, BENCH_RATE, BENCH_SECONDS, BENCH_PG (default
+// postgres://postgres@127.0.0.1:5432), ORGQL_BIN (default target/release/orgql),
+// BENCH_RESULTS_DIR (write live-<date>.md there).
+
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, "../..");
+const WORK = join(ROOT, "bench/.work");
+mkdirSync(WORK, { recursive: true });
+const env = process.env;
+const SUBSCRIBERS = Number(env.BENCH_SUBSCRIBERS || 1000);
+const RATE = Number(env.BENCH_RATE || 50);
+const SECONDS = Number(env.BENCH_SECONDS || 30);
+const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
+const DB = "orgql_bench_live";
+const BIN = env.ORGQL_BIN || join(ROOT, "target/release/orgql");
+const PORTS = [18200, 18201];
+const PASSWORD = "bench-password-1";
+const TARGETS = 50; // members whose role changes, in turn
+const log = (...a) => console.error(`[live ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const psql = (db, sql) => {
+  const r = spawnSync("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", `${PG}/${db}`, "-c", sql], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout.trim();
+};
+
+async function gql(port, query, variables, token) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`http://127.0.0.1:${port}/graphql`, { method: "POST", headers, body: JSON.stringify({ query, variables }) });
+  const body = await res.json();
+  if (body.errors) throw new Error(`${query.slice(0, 50)}: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+function startInstance(port) {
+  const logFile = join(WORK, `live-${port}.log`);
+  const proc = spawn(BIN, ["--database-url", `${PG}/${DB}?sslmode=disable`, "--listen", `127.0.0.1:${port}`,
+    "--max-subscriptions-per-user", "10", "--sign-ups-per-address", "1000000", "--login-attempts-per-address", "1000000"], {
+    env: { ...env, JWT_SECRET: "orgql-bench-secret-not-for-production-0123456789", RUST_LOG: "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
+    stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")],
+  });
+  return { port, proc, logFile };
+}
+
+async function ready(port) {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (r.status === 200) return;
+    } catch {}
+    await sleep(200);
+  }
+  throw new Error(`instance on ${port} not ready`);
+}
+
+const cpuMs = (pid) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
+const memory = (pid) => {
+  const s = readFileSync(`/proc/${pid}/status`, "utf8");
+  return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)[1]) / 1024, hwm: Number(/VmHWM:\s+(\d+)/.exec(s)[1]) / 1024 };
+};
+
+// One graphql-transport-ws subscriber; records each event's arrival.
+function subscriber(port, token, onEvent) {
+  return new Promise((resolveReady, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, "graphql-transport-ws");
+    ws.on("open", () => ws.send(JSON.stringify({ type: "connection_init", payload: { Authorization: `Bearer ${token}` } })));
+    ws.on("error", reject);
+    ws.on("message", (raw) => {
+      const m = JSON.parse(raw.toString());
+      if (m.type === "connection_ack") {
+        ws.send(JSON.stringify({ id: "1", type: "subscribe", payload: {
+          query: "subscription($o: String!) { organizationEvents(organization: $o) { id action createdAt subjectUsername role } }",
+          variables: { o: "live-org" },
+        } }));
+        // Registered once the server ran the subscription's resolver; a moment suffices.
+        setTimeout(() => resolveReady(ws), 50);
+      } else if (m.type === "next") {
+        if (m.payload.errors) onEvent(null, m.payload.errors);
+        else onEvent(m.payload.data.organizationEvents, null);
+      } else if (m.type === "ping") {
+        ws.send(JSON.stringify({ type: "pong" }));
+      }
+    });
+  });
+}
+
+log(`PostgreSQL: re-creating ${DB}`);
+psql("postgres", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+psql("postgres", `CREATE DATABASE ${DB}`);
+const instances = [startInstance(PORTS[0])];
+await ready(PORTS[0]);
+instances.push(startInstance(PORTS[1]));
+await ready(PORTS[1]);
+
+log(`seeding: an organization, ${SUBSCRIBERS} subscribing members, ${TARGETS} members whose role changes`);
+const signUp = async (username) =>
+  (await gql(PORTS[0], "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
+    { i: { username, email: `${username}@example.com`, password: PASSWORD } })).signUp.token;
+const boss = await signUp("boss");
+await gql(PORTS[0], "mutation { createOrganization(input: { username: \"live-org\" }) { organization { id } } }", {}, boss);
+const add = (username) => gql(PORTS[0], "mutation($i: AddMemberInput!) { addMember(input: $i) { member { role } } }",
+  { i: { organization: "live-org", username, role: "MEMBER" } }, boss);
+const tokens = [];
+for (let i = 0; i < SUBSCRIBERS; i++) {
+  const name = `sub-${String(i).padStart(4, "0")}`;
+  tokens.push(await signUp(name));
+  await add(name);
+}
+for (let i = 0; i < TARGETS; i++) {
+  const name = `target-${String(i).padStart(2, "0")}`;
+  await signUp(name);
+  await add(name);
+}
+
+log(`opening ${SUBSCRIBERS} subscriptions over two instances`);
+const received = Array.from({ length: SUBSCRIBERS }, () => []);
+const failures = [];
+const sockets = [];
+for (let i = 0; i < SUBSCRIBERS; i++) {
+  const port = PORTS[i % 2];
+  sockets.push(await subscriber(port, tokens[i], (event, errors) => {
+    if (errors) failures.push({ i, errors });
+    else received[i].push({ id: event.id, createdAt: Date.parse(event.createdAt), at: Date.now() });
+  }));
+}
+await sleep(1000);
+
+const before = instances.map((x) => ({ cpu: cpuMs(x.proc.pid) }));
+log(`sending ${RATE} updateMember per second for ${SECONDS} s, alternately to each instance`);
+const sent = [];
+const started = Date.now();
+const total = RATE * SECONDS;
+const inflight = [];
+for (let n = 0; n < total; n++) {
+  const due = started + (n * 1000) / RATE;
+  const wait = due - Date.now();
+  if (wait > 0) await sleep(wait);
+  const target = `target-${String(n % TARGETS).padStart(2, "0")}`;
+  const role = Math.floor(n / TARGETS) % 2 === 0 ? "ADMIN" : "MEMBER";
+  inflight.push(gql(PORTS[n % 2], "mutation($i: UpdateMemberInput!) { updateMember(input: $i) { member { role } } }",
+    { i: { organization: "live-org", username: target, role } }, boss).then(() => sent.push(n)));
+}
+await Promise.all(inflight);
+const sendSeconds = (Date.now() - started) / 1000;
+// Let the last deliveries arrive.
+const deadline = Date.now() + 15000;
+while (Date.now() < deadline && received.some((r) => r.length < total)) await sleep(100);
+const after = instances.map((x) => ({ cpu: cpuMs(x.proc.pid), ...memory(x.proc.pid) }));
+const elapsed = (Date.now() - started) / 1000;
+
+// Every subscriber: every event once, in commit order (the order of the ids the feed read).
+const ids = new Set();
+let missing = 0;
+let duplicated = 0;
+let disordered = 0;
+const latencies = [];
+for (const events of received) {
+  const seen = new Set();
+  let last = null;
+  for (const e of events) {
+    if (seen.has(e.id)) duplicated++;
+    seen.add(e.id);
+    ids.add(e.id);
+    latencies.push(e.at - e.createdAt);
+    if (last !== null && e.createdAt < last - 1000) disordered++;
+    last = e.createdAt;
+  }
+  missing += total - seen.size;
+}
+latencies.sort((a, b) => a - b);
+const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+const auditEvents = Number(psql(DB, "SELECT count(*) FROM audit_event WHERE action = 'MEMBER_UPDATED'"));
+
+for (const s of sockets) s.close();
+for (const x of instances) x.proc.kill("SIGTERM");
+
+const rows = [
+  ["subscribers", `${SUBSCRIBERS} (${SUBSCRIBERS / 2} per instance)`],
+  ["changes", `${total} updateMember in ${sendSeconds.toFixed(1)} s (${(total / sendSeconds).toFixed(1)}/s), ${auditEvents} MEMBER_UPDATED events committed`],
+  ["deliveries", `${latencies.length} of ${total * SUBSCRIBERS}: ${missing} missing, ${duplicated} duplicated, ${disordered} out of order, ${failures.length} errors`],
+  ["commit → delivery p50", `${pct(50)} ms`],
+  ["commit → delivery p99", `${pct(99)} ms`],
+  ["commit → delivery max", `${latencies[latencies.length - 1]} ms`],
+  ...instances.map((x, i) => [`instance ${i + 1} CPU`, `${(((after[i].cpu - before[i].cpu) / 1000 / elapsed) * 100).toFixed(0)}% of one core over ${elapsed.toFixed(0)} s`]),
+  ...instances.map((x, i) => [`instance ${i + 1} memory`, `RSS ${after[i].rss.toFixed(0)} MiB (peak ${after[i].hwm.toFixed(0)} MiB)`]),
+];
+const text = `## Live updates: ${SUBSCRIBERS} subscribers on two instances, ${RATE} changes/s for ${SECONDS} s\n\n` +
+  `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, \`${BIN}\`, PostgreSQL ${psql("postgres", "SHOW server_version")}; ` +
+  `subscribers and load from one Node process on the same 2-core machine.\n\n| | |\n|---|---|\n${rows.map((r) => `| ${r[0]} | ${r[1]} |`).join("\n")}\n`;
+console.log(text);
+if (env.BENCH_RESULTS_DIR) {
+  mkdirSync(env.BENCH_RESULTS_DIR, { recursive: true });
+  writeFileSync(join(env.BENCH_RESULTS_DIR, `live-${new Date().toISOString().slice(0, 10)}.md`), text);
+}
+psql("postgres", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+process.exit(missing || duplicated ? 1 : 0);
