@@ -40,7 +40,8 @@ export async function startOrgql(options: { database?: string } = {}): Promise<O
     {
       stdio: ["ignore", "pipe", "pipe"],
       // No drain on SIGTERM: nothing balances load here.
-      env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,orgql=info", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
+      // More sign-ups from 127.0.0.1 than the default allows: the story signs up a dozen users.
+      env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn,orgql=info", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0", ORGQL_SIGNUP_PER_ADDRESS: "100" },
     },
   );
   let log = "";
