@@ -72,8 +72,7 @@ async fn newest(db: &DatabaseConnection) -> i64 {
     }
 }
 
-/// Events with ids in `ids` (bounds included) or, with no upper bound, above `ids.start()`
-/// exclusive, in id order.
+/// At most [`BATCH`] events with ids above `after` (and up to `up_to`, included), in id order.
 async fn read(
     db: &DatabaseConnection,
     after: i64,
@@ -161,6 +160,34 @@ async fn listen(hub: Weak<Hub>) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     listener.eager_reconnect(true);
+    // The listener forwards what it hears; this loop takes everything heard since its last
+    // round at once, so that when delivering falls behind, batches grow instead of queues.
+    let (heard, mut signals) = tokio::sync::mpsc::unbounded_channel();
+    let _listening = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let signal = match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    let Some(range) = notification.payload().split_once('-').and_then(|(a, b)| {
+                        Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?))
+                    }) else {
+                        continue;
+                    };
+                    Signal::Committed(range)
+                }
+                // The connection was lost: notifications may have been missed. The listener
+                // reconnects and listens again; the table has what was missed.
+                Ok(None) => Signal::Lost,
+                Err(error) => {
+                    tracing::warn!(%error, "live updates: LISTEN failed; retrying");
+                    tokio::time::sleep(RESCAN_EVERY).await;
+                    Signal::Lost
+                }
+            };
+            if heard.send(signal).is_err() {
+                return;
+            }
+        }
+    }));
     // Anything committed between reading `start` and listening; after a lost connection, the
     // table is read again for a few seconds, until the listener surely listens again.
     let mut rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
@@ -168,25 +195,9 @@ async fn listen(hub: Weak<Hub>) {
         if hub.strong_count() == 0 {
             return;
         }
-        if rescan_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+        let now = tokio::time::Instant::now();
+        if rescan_until.is_some_and(|until| now >= until) {
             rescan_until = None;
-        }
-        if rescan_until.is_some() {
-            let after = start.max(delivered.highest - LOOKBACK);
-            match read(&db, after, None).await {
-                Ok(events) => {
-                    let fresh = delivered.keep_new(events);
-                    if let Some(hub) = hub.upgrade()
-                        && !fresh.is_empty()
-                    {
-                        hub.deliver(fresh).await;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "live updates: catching up failed; retrying");
-                    rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
-                }
-            }
         }
         // Wake up now and then: to rescan, and to notice that the hub is gone.
         let wait = if rescan_until.is_some() {
@@ -194,42 +205,85 @@ async fn listen(hub: Weak<Hub>) {
         } else {
             Duration::from_secs(5)
         };
-        match tokio::time::timeout(wait, listener.try_recv()).await {
+        let mut committed: Option<(i64, i64)> = None;
+        let mut absorb = |signal: Signal, rescan_until: &mut Option<tokio::time::Instant>| match signal {
+            Signal::Committed((low, high)) => {
+                committed = Some(match committed {
+                    Some((l, h)) => (l.min(low), h.max(high)),
+                    None => (low, high),
+                });
+            }
+            Signal::Lost => {
+                tracing::info!("live updates: the LISTEN connection was lost; catching up");
+                *rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
+            }
+        };
+        match tokio::time::timeout(wait, signals.recv()).await {
             Err(_) => {}
-            Ok(Ok(Some(notification))) => {
-                let Some((low, high)) = notification
-                    .payload()
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
-                else {
-                    continue;
-                };
-                match read(&db, low - 1, Some(high)).await {
-                    Ok(events) => {
-                        let fresh = delivered.keep_new(events);
-                        if let Some(hub) = hub.upgrade()
-                            && !fresh.is_empty()
-                        {
-                            hub.deliver(fresh).await;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "live updates: reading notified events failed");
-                        rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
-                    }
+            Ok(None) => return,
+            Ok(Some(signal)) => {
+                absorb(signal, &mut rescan_until);
+                while let Ok(signal) = signals.try_recv() {
+                    absorb(signal, &mut rescan_until);
                 }
             }
-            // The connection was lost: notifications may have been missed. The listener
-            // reconnects and listens again; the table has what was missed.
-            Ok(Ok(None)) => {
-                tracing::info!("live updates: the LISTEN connection was lost; catching up");
+        }
+        let range = if rescan_until.is_some() {
+            Some((start.max(delivered.highest - LOOKBACK), None))
+        } else {
+            committed.map(|(low, high)| (low - 1, Some(high)))
+        };
+        let Some((after, up_to)) = range else {
+            continue;
+        };
+        match read_all(&db, after, up_to).await {
+            Ok(events) => {
+                let fresh = delivered.keep_new(events);
+                if let Some(hub) = hub.upgrade()
+                    && !fresh.is_empty()
+                {
+                    hub.deliver(fresh).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "live updates: reading events failed; catching up");
                 rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
             }
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "live updates: LISTEN failed; retrying");
-                tokio::time::sleep(RESCAN_EVERY).await;
-                rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
-            }
+        }
+    }
+}
+
+/// What the listener heard.
+enum Signal {
+    /// A transaction committed the events with ids in this range (bounds included).
+    Committed((i64, i64)),
+    /// The connection was lost (and is being re-established).
+    Lost,
+}
+
+/// Aborts a task when dropped (the listener, when the feed stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every event after `after` (up to `up_to`, included), in id order, page by page.
+async fn read_all(
+    db: &DatabaseConnection,
+    mut after: i64,
+    up_to: Option<i64>,
+) -> Result<Vec<audit_event::Model>, sea_orm::DbErr> {
+    let mut all = Vec::new();
+    loop {
+        let page = read(db, after, up_to).await?;
+        let full = page.len() as u64 == BATCH;
+        after = page.last().map_or(after, |e| e.id);
+        all.extend(page);
+        if !full {
+            return Ok(all);
         }
     }
 }
