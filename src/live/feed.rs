@@ -167,9 +167,11 @@ async fn listen(hub: Weak<Hub>) {
         loop {
             let signal = match listener.try_recv().await {
                 Ok(Some(notification)) => {
-                    let Some(range) = notification.payload().split_once('-').and_then(|(a, b)| {
-                        Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?))
-                    }) else {
+                    let Some(range) = notification
+                        .payload()
+                        .split_once('-')
+                        .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+                    else {
                         continue;
                     };
                     Signal::Committed(range)
@@ -206,18 +208,19 @@ async fn listen(hub: Weak<Hub>) {
             Duration::from_secs(5)
         };
         let mut committed: Option<(i64, i64)> = None;
-        let mut absorb = |signal: Signal, rescan_until: &mut Option<tokio::time::Instant>| match signal {
-            Signal::Committed((low, high)) => {
-                committed = Some(match committed {
-                    Some((l, h)) => (l.min(low), h.max(high)),
-                    None => (low, high),
-                });
-            }
-            Signal::Lost => {
-                tracing::info!("live updates: the LISTEN connection was lost; catching up");
-                *rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
-            }
-        };
+        let mut absorb =
+            |signal: Signal, rescan_until: &mut Option<tokio::time::Instant>| match signal {
+                Signal::Committed((low, high)) => {
+                    committed = Some(match committed {
+                        Some((l, h)) => (l.min(low), h.max(high)),
+                        None => (low, high),
+                    });
+                }
+                Signal::Lost => {
+                    tracing::info!("live updates: the LISTEN connection was lost; catching up");
+                    *rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
+                }
+            };
         match tokio::time::timeout(wait, signals.recv()).await {
             Err(_) => {}
             Ok(None) => return,
