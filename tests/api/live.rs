@@ -301,6 +301,45 @@ async fn subscribers_get_what_they_may_see_in_order(backend: Backend) {
         "ORGANIZATION_UPDATED - -"
     );
     member.quiet(Duration::from_millis(500)).await;
+
+    // A dataset made private: the member (no role on it) gets none of its events from then
+    // on, the change itself included, and the rest of the organization's as before.
+    let mut member = Ws::connect(&app.address, Some(&mo)).await;
+    member
+        .subscribe("m2", ORG_EVENTS, json!({ "o": "live" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let update =
+        "mutation($i: UpdateDatasetInput!) { updateDataset(input: $i) { dataset { public } } }";
+    app.gql(
+        Some(&ada),
+        update,
+        json!({ "i": { "dataset": "live/shown", "description": "seen" } }),
+    )
+    .await;
+    assert_eq!(
+        summary(&member.next().await, "organizationEvents"),
+        "DATASET_UPDATED live/shown -"
+    );
+    app.gql(
+        Some(&ada),
+        update,
+        json!({ "i": { "dataset": "live/shown", "public": false } }),
+    )
+    .await;
+    app.gql(
+        Some(&ada),
+        update,
+        json!({ "i": { "dataset": "live/shown", "description": "unseen" } }),
+    )
+    .await;
+    app.sign_up("cy").await;
+    app.add_member(&ada, "live", "cy", "MEMBER", Value::Null)
+        .await;
+    assert_eq!(
+        summary(&member.next().await, "organizationEvents"),
+        "MEMBER_ADDED cy MEMBER"
+    );
     app.stop().await;
 }
 
