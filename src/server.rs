@@ -816,23 +816,31 @@ fn finish(mut response: BatchResponse) -> BatchResponse {
     response
 }
 
+/// A POST's body, refused (415) before it is read when it is not JSON: such a request never
+/// executes.
+fn json_body(
+    headers: &HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, Box<Response>> {
+    if !crate::http::is_json_content_type(headers) {
+        return Err(Box::new(request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "send GraphQL requests as `Content-Type: application/json`",
+        )));
+    }
+    body.map_err(|rejection| Box::new(rejection.into_response()))
+}
+
 async fn graphql_post(
     State(shared): State<Shared>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    // Before the body is even read: a POST that is not JSON never executes.
-    if !crate::http::is_json_content_type(&headers) {
-        return request_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_REQUEST",
-            "send GraphQL requests as `Content-Type: application/json`",
-        );
-    }
-    let body = match body {
+    let body = match json_body(&headers, body) {
         Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
+        Err(refused) => return *refused,
     };
     match crate::http::parse_body(&body) {
         Ok(request) => execute(shared, client, headers, request, false).await,
@@ -848,16 +856,9 @@ async fn graphql_stream(
     headers: HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if !crate::http::is_json_content_type(&headers) {
-        return request_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_REQUEST",
-            "send GraphQL requests as `Content-Type: application/json`",
-        );
-    }
-    let body = match body {
+    let body = match json_body(&headers, body) {
         Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
+        Err(refused) => return *refused,
     };
     crate::live::transport::sse(
         &headers,
