@@ -556,11 +556,18 @@ function medians(results) {
 }
 
 // With 2+ variants, each row's req/s relative to the first variant on the same workload and
-// database (PostGraphile and Apollo: relative to it on PostgreSQL, their database).
+// database (PostGraphile and Apollo: relative to it on PostgreSQL, their database): the median
+// of the rounds' ratios, each round's pair measured minutes apart at most, so that the
+// machine's drift between rounds cancels out.
 const COMPARE = VARIANTS.length > 1;
 function vsFirst(results, r, workload) {
   const base = results.find((x) => x.workload === workload && x.key === orgqlKey(FIRST, r.db === "SQLite" ? "orgql-sqlite" : "orgql-pg"));
-  return base ? `${(r.rps / base.rps).toFixed(2)}×` : "—";
+  if (!base) return "—";
+  if (r.rounds?.length && base.rounds?.length === r.rounds.length) {
+    const ratios = r.rounds.map((x, k) => x / base.rounds[k]).sort((a, b) => a - b);
+    return `${ratios[Math.floor((ratios.length - 1) / 2)].toFixed(3)}×`;
+  }
+  return `${(r.rps / base.rps).toFixed(3)}×`;
 }
 
 // One block of rows per workload, the workload named on its first row; `blocks` gives each
@@ -736,7 +743,7 @@ memory is not counted) covers one warm-up and one measured run. "failed" counts 
 errors, non-200 answers and answers carrying GraphQL \`errors\`. "vs PostGraphile" is req/s
 relative to PostGraphile on the same workload.${COMPARE ? ` "vs ${FIRST.label}" is req/s relative to the
 first orgql variant, "${FIRST.label}", on the same workload and database (PostGraphile's and Apollo's
-rows: relative to it on PostgreSQL).` : ""} Every workload (${WORKLOADS.join(", ")}) was run in ${ROUNDS}
+rows: relative to it on PostgreSQL): the median of the rounds' ratios, each taken within one round.` : ""} Every workload (${WORKLOADS.join(", ")}) was run in ${ROUNDS}
 rounds, the servers interleaved in each (so that a drift in the machine's speed falls on all
 of them alike); each row is the server's median round, and "req/s by round" lists every
 round. The keyset runs were made once${COMPARE ? " per variant" : ""}.

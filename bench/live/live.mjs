@@ -9,10 +9,12 @@
 //
 // Options (environment): BENCH_SUBSCRIBERS, BENCH_RATE, BENCH_SECONDS, BENCH_PG (default
 // postgres://postgres@127.0.0.1:5432), ORGQL_BIN (default target/release/orgql),
-// BENCH_RESULTS_DIR (write live-<date>.md there).
+// BENCH_RESULTS_DIR (write live-<date>.md there), BENCH_CLIENT (`rust`, the default: the
+// subscribers are bench/live/subscribers, built by run.sh; `node`: worker threads of this
+// process with npm `ws`, BENCH_WORKERS of them, default 4).
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
@@ -28,19 +30,21 @@ if (!isMainThread) {
   const errors = [];
   const sockets = [];
   let opened = 0;
-  const idPattern = /"organizationEvents":\{"id":"([^"]+)"/;
-  const atPattern = /"createdAt":"([^"]+)"/;
+  // Each message is kept as it came, with its arrival time, and read after the run: the
+  // subscribers' side does as little as it can while the figures are taken.
+  const NEXT = Buffer.from('"type":"next"');
   subscribers.forEach(({ port, token }, i) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, "graphql-transport-ws");
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, "graphql-transport-ws", { perMessageDeflate: false, skipUTF8Validation: true });
     sockets.push(ws);
     ws.on("open", () => ws.send(JSON.stringify({ type: "connection_init", payload: { Authorization: `Bearer ${token}` } })));
     ws.on("message", (raw) => {
-      const text = raw.toString();
       const at = Date.now();
-      if (text.includes('"type":"next"')) {
-        if (text.includes('"errors"')) errors.push({ i, text });
-        else received[i].push([idPattern.exec(text)?.[1], Date.parse(atPattern.exec(text)?.[1]), at]);
-      } else if (text.includes('"connection_ack"')) {
+      if (raw.includes(NEXT)) {
+        received[i].push(at, raw);
+        return;
+      }
+      const text = raw.toString();
+      if (text.includes('"connection_ack"')) {
         ws.send(JSON.stringify({ id: "1", type: "subscribe", payload: {
           query: "subscription($o: String!) { organizationEvents(organization: $o) { id action createdAt subjectUsername role } }",
           variables: { o: "live-org" },
@@ -52,11 +56,22 @@ if (!isMainThread) {
       }
     });
   });
+  // After the run: [arrival, message] of each `next`; a `next` with errors is an error.
+  const read = () => received.map((flat, i) => {
+    const events = [];
+    for (let k = 0; k < flat.length; k += 2) {
+      const text = flat[k + 1].toString();
+      if (text.includes('"errors"')) errors.push({ i, text });
+      else events.push([flat[k], text]);
+    }
+    return events;
+  });
   parentPort.on("message", (m) => {
-    if (m === "count") parentPort.postMessage({ type: "count", count: received.reduce((n, r) => n + r.length, 0) });
+    if (m === "count") parentPort.postMessage({ type: "count", count: received.reduce((n, r) => n + r.length / 2, 0) });
     if (m === "report") {
       for (const ws of sockets) ws.close();
-      parentPort.postMessage({ type: "report", received, errors });
+      const events = read();
+      parentPort.postMessage({ type: "report", received: events, errors });
     }
   });
 }
@@ -72,6 +87,7 @@ const SECONDS = Number(env.BENCH_SECONDS || 30);
 const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const DB = "orgql_bench_live";
 const BIN = env.ORGQL_BIN || join(ROOT, "target/release/orgql");
+const SUBSCRIBERS_BIN = env.BENCH_SUBSCRIBERS_BIN || join(HERE, "subscribers/target/release/live-subscribers");
 const PORTS = [18200, 18201];
 const PASSWORD = "bench-password-1";
 const TARGETS = 50; // members whose role changes, in turn
@@ -152,29 +168,105 @@ for (let i = 0; i < TARGETS; i++) {
   await add(name);
 }
 
-const WORKERS = Number(env.BENCH_WORKERS || 4);
-log(`opening ${SUBSCRIBERS} subscriptions over two instances, from ${WORKERS} worker threads`);
-const workers = [];
-for (let w = 0; w < WORKERS; w++) {
-  const subscribers = [];
-  for (let i = w; i < SUBSCRIBERS; i += WORKERS) subscribers.push({ port: PORTS[i % 2], token: tokens[i] });
-  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { subscribers } });
-  workers.push(worker);
-}
-const ask = (worker, question, type) => new Promise((r) => {
-  const on = (m) => {
-    if (m.type === type) {
-      worker.off("message", on);
-      r(m);
+// The subscribers: `rust` (default), bench/live/subscribers, one lean process; or `node`,
+// worker threads of this process with the npm `ws` client. Each subscriber's events come back
+// as [id, createdAt (ms), arrival (ms)].
+const parseNext = (text) => [/"organizationEvents":\{"id":"([^"]+)"/.exec(text)?.[1], Date.parse(/"createdAt":"([^"]+)"/.exec(text)?.[1])];
+
+function rustSubscribers(list) {
+  const file = join(WORK, "live-subscribers.txt");
+  writeFileSync(file, list.map((s) => `${s.port} ${s.token}\n`).join(""));
+  const proc = spawn(SUBSCRIBERS_BIN, [file, "live-org"], { stdio: ["pipe", "pipe", "inherit"] });
+  let buffered = "";
+  const waiting = [];
+  proc.stdout.on("data", (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      waiting.shift()?.(line);
     }
+  });
+  const answer = (command) => new Promise((r) => {
+    waiting.push(r);
+    if (command) proc.stdin.write(`${command}\n`);
+  });
+  const ready = answer(null);
+  return {
+    label: "one Rust process (bench/live/subscribers: tokio-tungstenite)",
+    pid: proc.pid,
+    ready: () => ready,
+    count: async () => Number(await answer("count")),
+    report: async () => {
+      const out = join(WORK, "live-received.tsv");
+      await answer(`report ${out}`);
+      proc.kill();
+      const received = list.map(() => []);
+      const errors = [];
+      for (const line of readFileSync(out, "utf8").split("\n")) {
+        if (!line) continue;
+        const [i, at, text] = line.split("\t");
+        if (text.includes('"errors"')) errors.push({ i, text });
+        else received[Number(i)].push([...parseNext(text), Number(at)]);
+      }
+      rmSync(out);
+      return { received, errors };
+    },
   };
-  worker.on("message", on);
-  if (question) worker.postMessage(question);
-});
-await Promise.all(workers.map((w) => ask(w, null, "ready")));
+}
+
+function nodeSubscribers(list) {
+  const WORKERS = Number(env.BENCH_WORKERS || 4);
+  const workers = [];
+  for (let w = 0; w < WORKERS; w++) {
+    const subscribers = list.filter((_, i) => i % WORKERS === w);
+    workers.push(new Worker(fileURLToPath(import.meta.url), { workerData: { subscribers } }));
+  }
+  const ask = (worker, question, type) => new Promise((r) => {
+    const on = (m) => {
+      if (m.type === type) {
+        worker.off("message", on);
+        r(m);
+      }
+    };
+    worker.on("message", on);
+    if (question) worker.postMessage(question);
+  });
+  const ready = Promise.all(workers.map((w) => ask(w, null, "ready")));
+  return {
+    label: `${WORKERS} worker threads of the Node process (npm ws)`,
+    pid: process.pid,
+    ready: () => ready,
+    count: async () => (await Promise.all(workers.map((w) => ask(w, "count", "count")))).reduce((n, m) => n + m.count, 0),
+    report: async () => {
+      const reports = await Promise.all(workers.map((w) => ask(w, "report", "report")));
+      for (const w of workers) w.terminate();
+      return {
+        received: reports.flatMap((r) => r.received.map((events) => events.map((e) => [...parseNext(e[1]), e[0]]))),
+        errors: reports.flatMap((r) => r.errors),
+      };
+    },
+  };
+}
+
+const CLIENT = env.BENCH_CLIENT || "rust";
+const list = tokens.map((token, i) => ({ port: PORTS[i % 2], token }));
+const client = CLIENT === "node" ? nodeSubscribers(list) : rustSubscribers(list);
+log(`opening ${SUBSCRIBERS} subscriptions over two instances: ${client.label}`);
+await client.ready();
 await sleep(1000);
 
+// The whole machine's busy and total time (/proc/stat, in ticks).
+const machine = () => {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+};
 const before = instances.map((x) => ({ cpu: cpuMs(x.proc.pid) }));
+const clientBefore = cpuMs(client.pid);
+const machineBefore = machine();
 log(`sending ${RATE} updateMember per second for ${SECONDS} s, alternately to each instance`);
 const sent = [];
 const started = Date.now();
@@ -193,14 +285,14 @@ await Promise.all(inflight);
 const sendSeconds = (Date.now() - started) / 1000;
 // Let the last deliveries arrive.
 const deadline = Date.now() + 15000;
-const delivered = async () => (await Promise.all(workers.map((w) => ask(w, "count", "count")))).reduce((n, m) => n + m.count, 0);
-while (Date.now() < deadline && (await delivered()) < total * SUBSCRIBERS) await sleep(200);
+while (Date.now() < deadline && (await client.count()) < total * SUBSCRIBERS) await sleep(200);
 const after = instances.map((x) => ({ cpu: cpuMs(x.proc.pid), ...memory(x.proc.pid) }));
+const clientAfter = cpuMs(client.pid);
+const machineAfter = machine();
 const elapsed = (Date.now() - started) / 1000;
-const reports = await Promise.all(workers.map((w) => ask(w, "report", "report")));
-const received = reports.flatMap((r) => r.received.map((events) => events.map(([id, createdAt, at]) => ({ id, createdAt, at }))));
-const failures = reports.flatMap((r) => r.errors);
-for (const w of workers) w.terminate();
+const report = await client.report();
+const received = report.received.map((events) => events.map(([id, createdAt, at]) => ({ id, createdAt, at })));
+const failures = report.errors;
 
 // Every subscriber: every event once, in commit order. Membership changes of one
 // organization lock its row, so their commit order is their ids' order: each subscriber's
@@ -235,15 +327,17 @@ const rows = [
   ["subscribers", `${SUBSCRIBERS} (${SUBSCRIBERS / 2} per instance)`],
   ["changes", `${total} updateMember in ${sendSeconds.toFixed(1)} s (${(total / sendSeconds).toFixed(1)}/s), ${auditEvents} MEMBER_UPDATED events committed`],
   ["deliveries", `${latencies.length} of ${total * SUBSCRIBERS}: ${missing} missing, ${duplicated} duplicated, ${disordered} out of order, ${failures.length} errors`],
-  ["commit → delivery p50", `${pct(50)} ms`],
-  ["commit → delivery p99", `${pct(99)} ms`],
-  ["commit → delivery max", `${latencies[latencies.length - 1]} ms`],
+  ["commit → delivery p50", `${pct(50).toFixed(0)} ms`],
+  ["commit → delivery p99", `${pct(99).toFixed(0)} ms`],
+  ["commit → delivery max", `${latencies[latencies.length - 1].toFixed(0)} ms`],
   ...instances.map((x, i) => [`instance ${i + 1} CPU`, `${(((after[i].cpu - before[i].cpu) / 1000 / elapsed) * 100).toFixed(0)}% of one core over ${elapsed.toFixed(0)} s`]),
+  ["subscribers' CPU", `${(((clientAfter - clientBefore) / 1000 / elapsed) * 100).toFixed(0)}% of one core${CLIENT === "node" ? " (the whole Node process, load included)" : ""}`],
+  ["machine", `${(((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)) * 100).toFixed(0)}% busy (both cores; PostgreSQL and the load included)`],
   ...instances.map((x, i) => [`instance ${i + 1} memory`, `RSS ${after[i].rss.toFixed(0)} MiB (peak ${after[i].hwm.toFixed(0)} MiB)`]),
 ];
 const text = `## Live updates: ${SUBSCRIBERS} subscribers on two instances, ${RATE} changes/s for ${SECONDS} s\n\n` +
   `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, \`${BIN}\`, PostgreSQL ${psql("postgres", "SHOW server_version")}; ` +
-  `subscribers (${WORKERS} worker threads) and load from one Node process on the same 2-core machine.\n\n| | |\n|---|---|\n${rows.map((r) => `| ${r[0]} | ${r[1]} |`).join("\n")}\n`;
+  `subscribers: ${client.label}; load from one Node process; all on the same 2-core machine.\n\n| | |\n|---|---|\n${rows.map((r) => `| ${r[0]} | ${r[1]} |`).join("\n")}\n`;
 console.log(text);
 if (env.BENCH_RESULTS_DIR) {
   mkdirSync(env.BENCH_RESULTS_DIR, { recursive: true });

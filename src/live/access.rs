@@ -6,7 +6,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::sea_query::extension::postgres::PgFunc;
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, SimpleExpr, Value};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select,
+    TryGetableMany,
+};
 
 use entity::audit_event::{self, AuditAction};
 use entity::roles::{DatasetRole, OrganizationRole};
@@ -53,6 +58,62 @@ fn dataset_action(action: AuditAction) -> DatasetAction {
     }
 }
 
+/// `column` is one of `ids`. On PostgreSQL that is one array parameter (`column = ANY($1)`):
+/// an IN list of a parameter per id (hundreds: one per subscriber) cost PostgreSQL more to
+/// plan and run, every batch, than everything else live updates ask of it.
+fn among<C: ColumnTrait>(backend: DbBackend, column: C, ids: &[i64]) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            let array = Value::Array(
+                ArrayType::BigInt,
+                Some(Box::new(ids.iter().map(|&id| Value::from(id)).collect())),
+            );
+            ExprTrait::eq(
+                Expr::col((column.entity_name(), column)),
+                PgFunc::any(Expr::val(array)),
+            )
+        }
+        _ => column.is_in(ids.iter().copied()),
+    }
+}
+
+/// The rows `select` finds whose `column` is one of `ids`; none (and no statement) for no ids.
+async fn rows_among<E: EntityTrait, C: ColumnTrait>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    column: C,
+    ids: &[i64],
+) -> ApiResult<Vec<E::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(select
+        .filter(among(db.get_database_backend(), column, ids))
+        .all(db)
+        .await?)
+}
+
+/// As [`rows_among`], only `columns` of each row (as a tuple): the statements that read a row
+/// per subscriber read no more than the decision needs.
+async fn columns_among<E: EntityTrait, C: ColumnTrait, T: TryGetableMany>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    column: C,
+    ids: &[i64],
+    columns: impl IntoIterator<Item = E::Column>,
+) -> ApiResult<Vec<T>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(select
+        .filter(among(db.get_database_backend(), column, ids))
+        .select_only()
+        .columns(columns)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// For each candidate `(id, topic, user, credential)`, the events of `events` (by index,
 /// in order) it gets, up to and including its last verdict.
 pub(crate) async fn decide(
@@ -64,13 +125,17 @@ pub(crate) async fn decide(
     let users: Vec<i64> = users.into_iter().collect();
 
     // The credentials, as they stand now.
-    let sessions: HashMap<i64, i64> = user_account::Entity::find()
-        .filter(user_account::Column::AccountId.is_in(users.iter().copied()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.account_id, u.session_generation))
-        .collect();
+    use user_account::Column as Account;
+    let sessions: HashMap<i64, i64> = columns_among(
+        db,
+        user_account::Entity::find(),
+        Account::AccountId,
+        &users,
+        [Account::AccountId, Account::SessionGeneration],
+    )
+    .await?
+    .into_iter()
+    .collect();
     let token_ids: Vec<i64> = candidates
         .iter()
         .filter_map(|c| match c.3 {
@@ -78,61 +143,73 @@ pub(crate) async fn decide(
             Credential::Session { .. } => None,
         })
         .collect();
-    let tokens: HashMap<i64, api_token::Model> = if token_ids.is_empty() {
-        HashMap::new()
-    } else {
-        api_token::Entity::find()
-            .filter(api_token::Column::Id.is_in(token_ids))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t))
-            .collect()
-    };
+    let tokens: HashMap<i64, api_token::Model> = rows_among(
+        db,
+        api_token::Entity::find(),
+        api_token::Column::Id,
+        &token_ids,
+    )
+    .await?
+    .into_iter()
+    .map(|t| (t.id, t))
+    .collect();
 
     // The datasets concerned and their owners.
-    let dataset_ids: HashSet<i64> = events.iter().filter_map(|e| e.dataset_id).collect();
-    let datasets: HashMap<i64, dataset::Model> = if dataset_ids.is_empty() {
-        HashMap::new()
-    } else {
-        dataset::Entity::find()
-            .filter(dataset::Column::Id.is_in(dataset_ids.iter().copied()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|d| (d.id, d))
-            .collect()
-    };
+    let dataset_ids: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e.dataset_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let datasets: HashMap<i64, dataset::Model> = rows_among(
+        db,
+        dataset::Entity::find(),
+        dataset::Column::Id,
+        &dataset_ids,
+    )
+    .await?
+    .into_iter()
+    .map(|d| (d.id, d))
+    .collect();
 
     // The memberships concerned: of the events' organizations, the datasets' owners and the
     // organizations tokens are restricted to.
     let mut organizations: HashSet<i64> = events.iter().filter_map(|e| e.organization_id).collect();
     organizations.extend(datasets.values().map(|d| d.owner_id));
     organizations.extend(tokens.values().filter_map(|t| t.organization_id));
-    let roles: HashMap<(i64, i64), OrganizationRole> = if organizations.is_empty() {
-        HashMap::new()
-    } else {
-        membership::Entity::find()
-            .filter(membership::Column::OrganizationId.is_in(organizations.iter().copied()))
-            .filter(membership::Column::UserId.is_in(users.iter().copied()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| ((m.organization_id, m.user_id), m.role))
-            .collect()
-    };
-    let collaborators: HashMap<(i64, i64), DatasetRole> = if datasets.is_empty() {
-        HashMap::new()
-    } else {
-        collaborator::Entity::find()
-            .filter(collaborator::Column::DatasetId.is_in(datasets.keys().copied()))
-            .filter(collaborator::Column::UserId.is_in(users.iter().copied()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|c| ((c.dataset_id, c.user_id), c.role))
-            .collect()
-    };
+    let organizations: Vec<i64> = organizations.into_iter().collect();
+    let backend = db.get_database_backend();
+    use membership::Column as Member;
+    let roles: HashMap<(i64, i64), OrganizationRole> =
+        columns_among::<_, _, (i64, i64, OrganizationRole)>(
+            db,
+            membership::Entity::find().filter(among(backend, Member::UserId, &users)),
+            Member::OrganizationId,
+            &organizations,
+            [Member::OrganizationId, Member::UserId, Member::Role],
+        )
+        .await?
+        .into_iter()
+        .map(|(organization, user, role)| ((organization, user), role))
+        .collect();
+    let dataset_ids: Vec<i64> = datasets.keys().copied().collect();
+    use collaborator::Column as Collaborator;
+    let collaborators: HashMap<(i64, i64), DatasetRole> =
+        columns_among::<_, _, (i64, i64, DatasetRole)>(
+            db,
+            collaborator::Entity::find().filter(among(backend, Collaborator::UserId, &users)),
+            Collaborator::DatasetId,
+            &dataset_ids,
+            [
+                Collaborator::DatasetId,
+                Collaborator::UserId,
+                Collaborator::Role,
+            ],
+        )
+        .await?
+        .into_iter()
+        .map(|(dataset, user, role)| ((dataset, user), role))
+        .collect();
 
     let now = Utc::now();
     let mut out = Vec::with_capacity(candidates.len());

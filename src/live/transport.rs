@@ -36,6 +36,11 @@ const FORBIDDEN_CODE: u16 = 4403;
 /// The WebSocket close code for a connection that did not initialise in time.
 const INIT_TIMEOUT_CODE: u16 = 4408;
 
+/// How much a WebSocket connection reads at once. Clients send little (`subscribe`,
+/// `complete`, `pong`), and tungstenite zeroes this much before every read attempt: its
+/// default, 128 KiB, cost more than everything else a delivered event costs.
+const READ_BUFFER: usize = 4096;
+
 /// How the transports behave.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
@@ -137,6 +142,7 @@ pub async fn websocket(
     };
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(socket, protocol, schema, state, client, settings))
 }
 

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::metrics::{Metrics, Outcome, UNKNOWN};
+use super::metrics::{Metrics, Outcome};
 use super::traces::{REQUEST, continue_trace, exporting};
 
 /// The request id header, read and answered.
@@ -132,11 +132,10 @@ pub async fn observe(
                 } else {
                     Outcome::Error
                 };
-                metrics.operation(UNKNOWN, outcome, started.elapsed());
+                metrics.unknown_operation(outcome, started.elapsed());
             }
             for (name, outcome, elapsed) in &observed.operations {
-                let label = metrics.operation_label(name.as_deref());
-                metrics.operation(&label, *outcome, *elapsed);
+                metrics.operation(name.as_deref(), *outcome, *elapsed);
             }
         }
     }

@@ -6,9 +6,9 @@
 //! [`MAX_OPERATION_NAMES`] well-formed names seen (later ones count as `(other)`), error
 //! codes are the server's own, loaders are the server's key types.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus::{
@@ -41,6 +41,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Error, Outcome::Refused];
+
     fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -50,19 +52,56 @@ impl Outcome {
     }
 }
 
+/// One operation label's series, by outcome, each made when first used (so that only the
+/// outcomes that happened are exposed). Requests find them with one map lookup and no
+/// label-value hashing.
+#[derive(Default)]
+struct OperationSeries([OnceLock<(IntCounter, Histogram)>; Outcome::ALL.len()]);
+
+impl OperationSeries {
+    fn observe(&self, metrics: &Metrics, label: &str, outcome: Outcome, elapsed: Duration) {
+        let (count, seconds) = self.0[outcome as usize].get_or_init(|| {
+            let labels = [label, outcome.label()];
+            (
+                metrics.requests.with_label_values(&labels),
+                metrics.request_seconds.with_label_values(&labels),
+            )
+        });
+        count.inc();
+        seconds.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// What a statement does, the `kind` label of the statement metrics.
 pub fn statement_kind(sql: &str) -> &'static str {
     let word = sql
         .trim_start()
         .split(|c: char| !c.is_ascii_alphabetic())
-        .next();
-    match word.map(str::to_ascii_uppercase).as_deref() {
-        Some("SELECT" | "WITH") => "select",
-        Some("INSERT") => "insert",
-        Some("UPDATE") => "update",
-        Some("DELETE") => "delete",
-        Some("BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "START") => "transaction",
-        _ => "other",
+        .next()
+        .unwrap_or_default();
+    let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+    if is("SELECT") || is("WITH") {
+        "select"
+    } else if is("INSERT") {
+        "insert"
+    } else if is("UPDATE") {
+        "update"
+    } else if is("DELETE") {
+        "delete"
+    } else if [
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
+        "START",
+    ]
+    .into_iter()
+    .any(is)
+    {
+        "transaction"
+    } else {
+        "other"
     }
 }
 
@@ -95,7 +134,13 @@ const BATCH_BUCKETS: [f64; 10] = [
 /// Every metric of one server.
 pub struct Metrics {
     registry: Registry,
-    names: Mutex<HashSet<String>>,
+    /// The series of each operation name given a label of its own (at most
+    /// [`MAX_OPERATION_NAMES`]).
+    names: RwLock<HashMap<Box<str>, Arc<OperationSeries>>>,
+    /// The series of [`ANONYMOUS`], [`UNKNOWN`] and [`OTHER`].
+    special: [OperationSeries; 3],
+    /// `orgql_http_responses_total` of each (route, status) seen.
+    http: RwLock<HashMap<(&'static str, u16), IntCounter>>,
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     errors: IntCounterVec,
@@ -283,7 +328,9 @@ impl Metrics {
             statement_seconds: STATEMENT_KINDS
                 .map(|kind| statement_seconds_vec.with_label_values(&[kind])),
             registry,
-            names: Mutex::default(),
+            names: RwLock::default(),
+            special: Default::default(),
+            http: RwLock::default(),
             requests,
             request_seconds,
             errors,
@@ -298,38 +345,43 @@ impl Metrics {
         }
     }
 
-    /// The `operation` label for `name`: itself while fewer than [`MAX_OPERATION_NAMES`]
-    /// names have been seen and it is a GraphQL name of at most 64 characters; else
-    /// [`OTHER`]; [`ANONYMOUS`] for none.
-    pub fn operation_label<'a>(&self, name: Option<&'a str>) -> std::borrow::Cow<'a, str> {
+    /// Counts one operation named `name` (`None`: anonymous) that ended with `outcome` after
+    /// `elapsed`. Its `operation` label is the name itself while fewer than
+    /// [`MAX_OPERATION_NAMES`] names have been seen and it is a GraphQL name of at most 64
+    /// characters; else [`OTHER`]; [`ANONYMOUS`] for none.
+    pub fn operation(&self, name: Option<&str>, outcome: Outcome, elapsed: Duration) {
         let Some(name) = name else {
-            return ANONYMOUS.into();
+            return self.special[0].observe(self, ANONYMOUS, outcome, elapsed);
         };
         let well_formed = !name.is_empty()
             && name.len() <= 64
             && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         if !well_formed {
-            return OTHER.into();
+            return self.special[2].observe(self, OTHER, outcome, elapsed);
         }
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if names.contains(name) {
-            return name.into();
+        let found = read(&self.names).get(name).cloned();
+        let series = found.or_else(|| {
+            let mut names = write(&self.names);
+            if let Some(series) = names.get(name) {
+                return Some(series.clone());
+            }
+            (names.len() < MAX_OPERATION_NAMES).then(|| {
+                let series = Arc::new(OperationSeries::default());
+                names.insert(name.into(), series.clone());
+                series
+            })
+        });
+        match series {
+            Some(series) => series.observe(self, name, outcome, elapsed),
+            None => self.special[2].observe(self, OTHER, outcome, elapsed),
         }
-        if names.len() < MAX_OPERATION_NAMES {
-            names.insert(name.to_owned());
-            return name.into();
-        }
-        OTHER.into()
     }
 
-    /// Counts one operation that ended with `outcome` after `elapsed`.
-    pub fn operation(&self, operation: &str, outcome: Outcome, elapsed: Duration) {
-        let labels = [operation, outcome.label()];
-        self.requests.with_label_values(&labels).inc();
-        self.request_seconds
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
+    /// Counts one request refused (or failed) before its operation was known, as
+    /// [`UNKNOWN`].
+    pub fn unknown_operation(&self, outcome: Outcome, elapsed: Duration) {
+        self.special[1].observe(self, UNKNOWN, outcome, elapsed);
     }
 
     /// Counts one error answered with `code` (`extensions.code`).
@@ -338,10 +390,17 @@ impl Metrics {
     }
 
     /// Counts one HTTP response.
-    pub fn http_response(&self, route: &str, status: u16) {
+    pub fn http_response(&self, route: &'static str, status: u16) {
+        if let Some(counter) = read(&self.http).get(&(route, status)) {
+            return counter.inc();
+        }
         let mut buffer = itoa::Buffer::new();
-        self.http_responses
-            .with_label_values(&[route, buffer.format(status)])
+        write(&self.http)
+            .entry((route, status))
+            .or_insert_with(|| {
+                self.http_responses
+                    .with_label_values(&[route, buffer.format(status)])
+            })
             .inc();
     }
 
@@ -392,6 +451,14 @@ impl Metrics {
             .expect("writing to a Vec does not fail");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The pool's open and idle connections.
@@ -463,18 +530,42 @@ impl Statements {
 mod tests {
     use super::*;
 
+    /// The `operation` labels `metrics` exposes.
+    fn operation_labels(metrics: &Metrics) -> std::collections::BTreeSet<String> {
+        metrics
+            .registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == "orgql_graphql_requests_total")
+            .flat_map(|family| family.get_metric().iter())
+            .flat_map(|metric| metric.get_label().iter())
+            .filter(|label| label.name() == "operation")
+            .map(|label| label.value().to_owned())
+            .collect()
+    }
+
     #[test]
     fn operation_names_are_bounded() {
         let metrics = Metrics::new(4);
-        assert_eq!(metrics.operation_label(None), ANONYMOUS);
-        assert_eq!(metrics.operation_label(Some("Viewer")), "Viewer");
-        assert_eq!(metrics.operation_label(Some("bad name")), OTHER);
-        assert_eq!(metrics.operation_label(Some(&"x".repeat(65))), OTHER);
+        let ok = |name: Option<&str>| metrics.operation(name, Outcome::Ok, Duration::ZERO);
+        ok(None);
+        ok(Some("Viewer"));
+        ok(Some("bad name"));
+        ok(Some(&"x".repeat(65)));
+        let labels = operation_labels(&metrics);
+        assert_eq!(
+            labels,
+            [ANONYMOUS, OTHER, "Viewer"].map(String::from).into()
+        );
         for i in 0..MAX_OPERATION_NAMES {
-            metrics.operation_label(Some(&format!("Op{i}")));
+            ok(Some(&format!("Op{i}")));
         }
-        assert_eq!(metrics.operation_label(Some("OneTooMany")), OTHER);
-        assert_eq!(metrics.operation_label(Some("Viewer")), "Viewer");
+        ok(Some("OneTooMany"));
+        ok(Some("Viewer"));
+        let labels = operation_labels(&metrics);
+        assert_eq!(labels.len(), MAX_OPERATION_NAMES + 2);
+        assert!(labels.contains("Viewer") && !labels.contains("OneTooMany"));
+        assert!(labels.contains("Op198") && !labels.contains("Op199"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -69,8 +69,13 @@ fn otlp_configured() -> bool {
 pub fn init(format: LogFormat) -> anyhow::Result<Guard> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    // Log lines never show the trace's own spans (their names would prefix every line).
-    let logged = filter.and(filter_fn(|metadata| metadata.target() != TRACE));
+    // Log lines never show the trace's own spans (their names would prefix every line). The
+    // hints keep the process's most verbose level `RUST_LOG`'s: without them `tracing` (and
+    // the `log` records of crates such as tungstenite, one per WebSocket frame) would ask
+    // every layer about every `trace!` call site.
+    let logged = filter.and(
+        filter_fn(|metadata| metadata.target() != TRACE).with_max_level_hint(LevelFilter::TRACE),
+    );
     let logs = match format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -107,10 +112,18 @@ pub fn init(format: LogFormat) -> anyhow::Result<Guard> {
                 .with_threads(false)
                 .with_target(false)
                 .with_tracked_inactivity(false)
-                .with_filter(filter_fn(|metadata| {
-                    metadata.is_span()
-                        && (metadata.target() == TRACE || metadata.target() == REQUEST)
-                })),
+                // No OpenTelemetry context made current on each entry into a span (every poll
+                // of an instrumented future): nothing in orgql reads the current context, and
+                // each activation starts a span and pushes a guard.
+                .with_context_activation(false)
+                .with_filter(
+                    filter_fn(|metadata| {
+                        metadata.is_span()
+                            && (metadata.target() == TRACE || metadata.target() == REQUEST)
+                    })
+                    // Every span orgql makes for a trace is an `info` span.
+                    .with_max_level_hint(LevelFilter::INFO),
+                ),
         )
     } else {
         None
