@@ -156,170 +156,113 @@ pub struct Metrics {
     subscriptions: IntGauge,
 }
 
-fn registered<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: M,
-) -> M {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once, with a valid name");
-    metric
+/// Registers metrics in one registry; every name and label set here is valid and registered
+/// once, so registering cannot fail.
+struct Registering<'a>(&'a Registry);
+
+impl Registering<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: prometheus::Result<M>,
+    ) -> M {
+        let metric = metric.expect("a valid metric");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("each metric is registered once");
+        metric
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn histograms(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.add(HistogramVec::new(opts, labels))
+    }
 }
 
 impl Metrics {
     /// A fresh registry with every metric at zero; `max_connections` is the pool's size.
     pub fn new(max_connections: u32) -> Self {
         let registry = Registry::new();
-        let r = &registry;
-        let requests = registered(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "orgql_graphql_requests_total",
-                    "GraphQL operations by operation name and outcome (ok, error, refused); a batch counts each of its operations",
-                ),
-                &["operation", "outcome"],
-            )
-            .expect("valid"),
+        let r = Registering(&registry);
+        let operation = &["operation", "outcome"];
+        let requests = r.counters(
+            "orgql_graphql_requests_total",
+            "GraphQL operations by operation name and outcome (ok, error, refused); a batch counts each of its operations",
+            operation,
         );
-        let request_seconds = registered(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "orgql_graphql_request_duration_seconds",
-                    "Time from a GraphQL operation's admission to its answer, by operation name and outcome",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["operation", "outcome"],
-            )
-            .expect("valid"),
+        let request_seconds = r.histograms(
+            "orgql_graphql_request_duration_seconds",
+            "Time from a GraphQL operation's admission to its answer, by operation name and outcome",
+            &LATENCY_BUCKETS,
+            operation,
         );
-        let errors = registered(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "orgql_graphql_errors_total",
-                    "GraphQL errors answered, by extensions.code",
-                ),
-                &["code"],
-            )
-            .expect("valid"),
+        let errors = r.counters(
+            "orgql_graphql_errors_total",
+            "GraphQL errors answered, by extensions.code",
+            &["code"],
         );
-        let http_responses = registered(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "orgql_http_responses_total",
-                    "HTTP responses by route and status code",
-                ),
-                &["route", "status"],
-            )
-            .expect("valid"),
+        let http_responses = r.counters(
+            "orgql_http_responses_total",
+            "HTTP responses by route and status code",
+            &["route", "status"],
         );
-        let statements_vec = registered(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "orgql_db_statements_total",
-                    "SQL statements run, by kind (select, insert, update, delete, transaction, other)",
-                ),
-                &["kind"],
-            )
-            .expect("valid"),
+        let statements_vec = r.counters(
+            "orgql_db_statements_total",
+            "SQL statements run, by kind (select, insert, update, delete, transaction, other)",
+            &["kind"],
         );
-        let statement_seconds_vec = registered(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "orgql_db_statement_duration_seconds",
-                    "Time a SQL statement took, by kind",
-                )
-                .buckets(SHORT_BUCKETS.to_vec()),
-                &["kind"],
-            )
-            .expect("valid"),
+        let statement_seconds_vec = r.histograms(
+            "orgql_db_statement_duration_seconds",
+            "Time a SQL statement took, by kind",
+            &SHORT_BUCKETS,
+            &["kind"],
         );
-        let pool = registered(
-            r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "orgql_db_pool_connections",
-                    "Open database connections by state (idle, in_use), read at each scrape",
-                ),
-                &["state"],
-            )
-            .expect("valid"),
-        );
-        let pool_max = registered(
-            r,
-            IntGauge::new(
-                "orgql_db_pool_max_connections",
-                "The pool's maximum number of connections",
-            )
-            .expect("valid"),
-        );
+        let pool = r.add(IntGaugeVec::new(
+            Opts::new(
+                "orgql_db_pool_connections",
+                "Open database connections by state (idle, in_use), read at each scrape",
+            ),
+            &["state"],
+        ));
+        let pool_max = r.add(IntGauge::new(
+            "orgql_db_pool_max_connections",
+            "The pool's maximum number of connections",
+        ));
         pool_max.set(i64::from(max_connections));
-        let pool_acquire_seconds = registered(
-            r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "orgql_db_pool_acquire_duration_seconds",
-                    "Time a query's statement took to get a connection (pool or the connections kept for queries)",
-                )
-                .buckets(SHORT_BUCKETS.to_vec()),
+        let pool_acquire_seconds = r.add(Histogram::with_opts(
+            HistogramOpts::new(
+                "orgql_db_pool_acquire_duration_seconds",
+                "Time a query's statement took to get a connection (pool or the connections kept for queries)",
             )
-            .expect("valid"),
+            .buckets(SHORT_BUCKETS.to_vec()),
+        ));
+        let pool_waits = r.add(IntCounter::new(
+            "orgql_db_pool_waits_total",
+            "Queries' connection acquisitions that took 1 ms or more (a connection was opened or waited for)",
+        ));
+        let loader_batches = r.counters(
+            "orgql_loader_batches_total",
+            "DataLoader batches (one SQL statement each), by loader",
+            &["loader"],
         );
-        let pool_waits = registered(
-            r,
-            IntCounter::new(
-                "orgql_db_pool_waits_total",
-                "Queries' connection acquisitions that took 1 ms or more (a connection was opened or waited for)",
-            )
-            .expect("valid"),
+        let loader_batch_keys = r.histograms(
+            "orgql_loader_batch_keys",
+            "Keys per DataLoader batch, by loader",
+            &BATCH_BUCKETS,
+            &["loader"],
         );
-        let loader_batches = registered(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "orgql_loader_batches_total",
-                    "DataLoader batches (one SQL statement each), by loader",
-                ),
-                &["loader"],
-            )
-            .expect("valid"),
+        let rate_limited = r.counters(
+            "orgql_rate_limited_total",
+            "Attempts refused with RATE_LIMITED, by limit (log_in_account, log_in_address, sign_up_address)",
+            &["limit"],
         );
-        let loader_batch_keys = registered(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "orgql_loader_batch_keys",
-                    "Keys per DataLoader batch, by loader",
-                )
-                .buckets(BATCH_BUCKETS.to_vec()),
-                &["loader"],
-            )
-            .expect("valid"),
-        );
-        let rate_limited = registered(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "orgql_rate_limited_total",
-                    "Attempts refused with RATE_LIMITED, by limit (log_in_account, log_in_address, sign_up_address)",
-                ),
-                &["limit"],
-            )
-            .expect("valid"),
-        );
-        let subscriptions = registered(
-            r,
-            IntGauge::new(
-                "orgql_subscriptions_active",
-                "Live GraphQL subscriptions on this instance",
-            )
-            .expect("valid"),
-        );
+        let subscriptions = r.add(IntGauge::new(
+            "orgql_subscriptions_active",
+            "Live GraphQL subscriptions on this instance",
+        ));
         for state in ["idle", "in_use"] {
             pool.with_label_values(&[state]).set(0);
         }
