@@ -353,6 +353,28 @@ impl TestApp {
         .await
     }
 
+    /// Gives `username` `role` in `org` (`updateMember`).
+    pub async fn update_member(&self, token: &str, org: &str, username: &str, role: &str) -> Reply {
+        self.gql(
+            Some(token),
+            "mutation($o: String!, $u: String!, $r: OrganizationRole!) {
+               updateMember(input: { organization: $o, username: $u, role: $r }) { member { role } } }",
+            json!({ "o": org, "u": username, "r": role }),
+        )
+        .await
+    }
+
+    /// Removes `username` from `org` (`removeMember`).
+    pub async fn remove_member(&self, token: &str, org: &str, username: &str) -> Reply {
+        self.gql(
+            Some(token),
+            "mutation($o: String!, $u: String!) {
+               removeMember(input: { organization: $o, username: $u }) { organization { username } } }",
+            json!({ "o": org, "u": username }),
+        )
+        .await
+    }
+
     /// Creates dataset `name` under `owner` (None: the viewer).
     pub async fn create_dataset(
         &self,

@@ -222,13 +222,9 @@ async fn subscribers_get_what_they_may_see_in_order(backend: Backend) {
 
     app.add_member(&ada, "live", "bea", "MEMBER", Value::Null)
         .await;
-    app.gql(
-        Some(&ada),
-        "mutation { updateMember(input: { organization: \"live\", username: \"bea\", role: ADMIN }) { member { role } } }",
-        json!({}),
-    )
-    .await
-    .data("/updateMember/member/role");
+    app.update_member(&ada, "live", "bea", "ADMIN")
+        .await
+        .data("/updateMember/member/role");
     app.create_dataset(&ada, Some("live"), "hidden", false)
         .await;
     app.create_dataset(&ada, Some("live"), "shown", true).await;
@@ -370,12 +366,7 @@ async fn a_removed_member_s_subscription_ends_with_forbidden(backend: Backend) {
     );
     assert_eq!(sse_next(&mut member_sse).await.0, "next");
 
-    app.gql(
-        Some(&ada),
-        "mutation { removeMember(input: { organization: \"live\", username: \"mo\" }) { organization { username } } }",
-        json!({}),
-    )
-    .await;
+    app.remove_member(&ada, "live", "mo").await;
     let ended = member.next().await;
     assert_eq!(ended["type"], "next", "{ended}");
     assert_eq!(
@@ -538,13 +529,9 @@ async fn two_instances_share_events_through_postgres() {
     let admin_db = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
     for i in 0..30 {
         let role = if i % 2 == 0 { "ADMIN" } else { "MEMBER" };
-        on_b.gql(
-            Some(&ada),
-            "mutation($r: OrganizationRole!) { updateMember(input: { organization: \"shared\", username: \"mo\", role: $r }) { member { role } } }",
-            json!({ "r": role }),
-        )
-        .await
-        .data("/updateMember/member/role");
+        on_b.update_member(&ada, "shared", "mo", role)
+            .await
+            .data("/updateMember/member/role");
         want.push(format!("MEMBER_UPDATED mo {role}"));
         if i == 10 {
             use sea_orm::ConnectionTrait;
@@ -616,12 +603,7 @@ async fn two_instances_share_events_through_postgres() {
         json!({ "id": token_id }),
     )
     .await;
-    on_b.gql(
-        Some(&ada),
-        "mutation { updateMember(input: { organization: \"shared\", username: \"mo\", role: ADMIN }) { member { role } } }",
-        json!({}),
-    )
-    .await;
+    on_b.update_member(&ada, "shared", "mo", "ADMIN").await;
     let ended = by_token.next().await;
     assert_eq!(
         ended["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
@@ -637,12 +619,7 @@ async fn two_instances_share_events_through_postgres() {
         json!({}),
     )
     .await;
-    on_b.gql(
-        Some(&ada),
-        "mutation { updateMember(input: { organization: \"shared\", username: \"mo\", role: MEMBER }) { member { role } } }",
-        json!({}),
-    )
-    .await;
+    on_b.update_member(&ada, "shared", "mo", "MEMBER").await;
     let ended = by_session.next().await;
     assert_eq!(
         ended["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
