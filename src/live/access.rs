@@ -77,20 +77,23 @@ fn among<C: ColumnTrait>(backend: DbBackend, column: C, ids: &[i64]) -> SimpleEx
     }
 }
 
-/// The rows `select` finds whose `column` is one of `ids`; none (and no statement) for no ids.
+/// The rows `select` finds whose `column` is one of `ids`, by that id; none (and no
+/// statement) for no ids.
 async fn rows_among<E: EntityTrait, C: ColumnTrait>(
     db: &DatabaseConnection,
     select: Select<E>,
     column: C,
     ids: &[i64],
-) -> ApiResult<Vec<E::Model>> {
+    id_of: impl Fn(&E::Model) -> i64,
+) -> ApiResult<HashMap<i64, E::Model>> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(HashMap::new());
     }
-    Ok(select
+    let rows = select
         .filter(among(db.get_database_backend(), column, ids))
         .all(db)
-        .await?)
+        .await?;
+    Ok(rows.into_iter().map(|row| (id_of(&row), row)).collect())
 }
 
 /// As [`rows_among`], only `columns` of each row (as a tuple): the statements that read a row
@@ -143,16 +146,14 @@ pub(crate) async fn decide(
             Credential::Session { .. } => None,
         })
         .collect();
-    let tokens: HashMap<i64, api_token::Model> = rows_among(
+    let tokens = rows_among(
         db,
         api_token::Entity::find(),
         api_token::Column::Id,
         &token_ids,
+        |t| t.id,
     )
-    .await?
-    .into_iter()
-    .map(|t| (t.id, t))
-    .collect();
+    .await?;
 
     // The datasets concerned and their owners.
     let dataset_ids: Vec<i64> = events
@@ -161,16 +162,14 @@ pub(crate) async fn decide(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let datasets: HashMap<i64, dataset::Model> = rows_among(
+    let datasets = rows_among(
         db,
         dataset::Entity::find(),
         dataset::Column::Id,
         &dataset_ids,
+        |d| d.id,
     )
-    .await?
-    .into_iter()
-    .map(|d| (d.id, d))
-    .collect();
+    .await?;
 
     // The memberships concerned: of the events' organizations, the datasets' owners and the
     // organizations tokens are restricted to.

@@ -303,8 +303,15 @@ impl Metrics {
         if !well_formed {
             return self.special[2].observe(self, OTHER, outcome, elapsed);
         }
-        let found = read(&self.names).get(name).cloned();
+        let (found, full) = {
+            let names = read(&self.names);
+            (names.get(name).cloned(), names.len() >= MAX_OPERATION_NAMES)
+        };
+        // Once every label is taken, a new name costs a read lock only, not the write lock.
         let series = found.or_else(|| {
+            if full {
+                return None;
+            }
             let mut names = write(&self.names);
             if let Some(series) = names.get(name) {
                 return Some(series.clone());
