@@ -12,7 +12,8 @@
 // another, dumps, and divides the instructions by the requests.
 // Workloads: nested, viewer and members, the bodies bench/run.sh wrote (bench/.work).
 // Options (environment): ORGQL_BIN, BENCH_PG, BENCH_DB, BENCH_WORKLOADS, BENCH_COST_DBS
-// (default "sqlite,pg"), BENCH_RESULTS_DIR (write cost-<date>.md there).
+// (default "sqlite,pg"), BENCH_RESULTS_DIR (write cost-<date>.md there), BENCH_COST_KEEP (keep
+// each callgrind dump there, for callgrind_annotate).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -39,8 +40,15 @@ const OTLP_PORT = 4319;
 const VARIANTS = [
   { label: "both off", flags: ["--disable-metrics"], env: {} },
   { label: "metrics on", flags: [], env: {} },
-  { label: "tracing on", flags: [], env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${OTLP_PORT}` } },
+  // Exports every second, and each count waits out an export at both ends (SETTLE_MS), so
+  // that it holds the export of its own requests' spans, not of the warm-up's.
+  {
+    label: "tracing on",
+    flags: [],
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${OTLP_PORT}`, OTEL_BSP_SCHEDULE_DELAY: "1000" },
+  },
 ];
+const SETTLE_MS = 1600;
 const DATABASES = {
   sqlite: { name: "SQLite", url: `sqlite://${join(WORK, "orgql-bench.sqlite")}?mode=rw` },
   pg: { name: "PostgreSQL", url: `${PG}/${DB}?sslmode=disable` },
@@ -121,10 +129,13 @@ async function measure(variant, db, workload) {
     await sleep(200);
   }
   const payload = body(workload);
+  const traced = Boolean(variant.env.OTEL_EXPORTER_OTLP_ENDPOINT);
   for (let i = 0; i < WARMUP; i++) await post(payload);
+  if (traced) await sleep(SETTLE_MS);
   spawnSync("callgrind_control", ["--instr=on", String(proc.pid)]);
   const requests = requestsOf(workload);
   for (let i = 0; i < requests; i++) await post(payload);
+  if (traced) await sleep(SETTLE_MS);
   spawnSync("callgrind_control", ["--dump", String(proc.pid)]);
   spawnSync("callgrind_control", ["--instr=off", String(proc.pid)]);
   proc.kill("SIGTERM");
@@ -132,6 +143,11 @@ async function measure(variant, db, workload) {
   // The explicit dump is the first numbered file (the one at exit covers nothing counted).
   const dump = readFileSync(`${out}.1`, "utf8");
   const total = Number(/^totals: (\d+)/m.exec(dump)?.[1]);
+  if (env.BENCH_COST_KEEP) {
+    mkdirSync(env.BENCH_COST_KEEP, { recursive: true });
+    const name = `callgrind-${variant.label.replace(/ /g, "-")}-${db}-${workload}.out`;
+    writeFileSync(join(env.BENCH_COST_KEEP, name), dump);
+  }
   for (const f of readdirSync(WORK).filter((f) => f.startsWith("callgrind.out"))) rmSync(join(WORK, f));
   if (!(total > 0)) throw new Error(`no instruction count in ${out}.1`);
   return total / requests;

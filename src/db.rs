@@ -425,11 +425,10 @@ pub async fn fetch_all(
     held: Option<&Held>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     tracing::trace!(target: "orgql::sql", sql = %statement.sql);
-    let span = crate::telemetry::traces::statement_span(&statement.sql);
+    let span = crate::telemetry::traces::Span::statement(&statement.sql);
     let started = Instant::now();
-    let rows = fetch(db, statements, statement, held)
-        .instrument(span)
-        .await;
+    let rows = fetch(db, statements, statement, held).await;
+    drop(span);
     statements.read(started.elapsed());
     rows
 }

@@ -16,7 +16,10 @@ use crate::db::{Held, Reader};
 use crate::eager::Eager;
 use crate::error::ApiError;
 use crate::pages::MemberPage;
+use crate::telemetry::traces::Span;
 use crate::telemetry::{Metrics, Statements};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// The loaders' error: shared, because one batch answers many callers.
 pub type LoadError = Arc<ApiError>;
@@ -54,16 +57,21 @@ pub async fn known_or_load<'a, T: From<account::Model> + Clone>(
 /// span: batches run in tasks of their own) and counted in the metrics.
 pub struct Batched {
     loader: DbLoader,
-    span: tracing::Span,
+    /// The request's trace context (`None`: no trace).
+    parent: Option<opentelemetry::Context>,
     metrics: Option<Arc<Metrics>>,
 }
 
 impl Batched {
-    /// `loader`'s batches, as children of `span`, counted in `metrics`.
-    pub fn new(loader: DbLoader, span: tracing::Span, metrics: Option<Arc<Metrics>>) -> Self {
+    /// `loader`'s batches, as children of `parent`'s span, counted in `metrics`.
+    pub fn new(
+        loader: DbLoader,
+        parent: Option<opentelemetry::Context>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         Batched {
             loader,
-            span,
+            parent,
             metrics,
         }
     }
@@ -93,19 +101,22 @@ where
     type Error = <DbLoader as Loader<K>>::Error;
 
     async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error> {
-        use tracing::Instrument;
         let name = loader_name::<K>();
         if let Some(metrics) = &self.metrics {
             metrics.loader_batch(name, keys.len());
         }
-        let span = tracing::info_span!(
-            target: crate::telemetry::traces::TRACE,
-            parent: &self.span,
+        let span = Span::child_of(
+            self.parent.as_ref(),
             "loader.batch",
-            loader = name,
-            keys = keys.len(),
+            SpanKind::Internal,
+            || {
+                vec![
+                    KeyValue::new("loader", name),
+                    KeyValue::new("keys", keys.len() as i64),
+                ]
+            },
         );
-        self.loader.load(keys).instrument(span).await
+        span.around(self.loader.load(keys)).await
     }
 }
 

@@ -8,6 +8,7 @@ use crate::invitations::InvitationMutation;
 use crate::live::LiveSubscription;
 use crate::node::{AccountInterface, NodeQuery};
 use crate::organizations::{OrganizationMutation, OrganizationQuery};
+use crate::telemetry::stages::Staged;
 use crate::tokens::TokenMutation;
 
 /// Every query.
@@ -26,11 +27,11 @@ pub struct Mutation(
 );
 
 /// orgql's schema type.
-pub type OrgqlSchema = Schema<Query, Mutation, LiveSubscription>;
+pub type OrgqlSchema = Schema<Staged<Query>, Staged<Mutation>, LiveSubscription>;
 
 /// The schema, without request data or limits (what `--print-schema` prints).
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, LiveSubscription> {
-    Schema::build(Query::default(), Mutation::default(), LiveSubscription)
+pub fn schema_builder() -> SchemaBuilder<Staged<Query>, Staged<Mutation>, LiveSubscription> {
+    Schema::build(Staged::default(), Staged::default(), LiveSubscription)
         .register_output_type::<AccountInterface>()
 }
 
@@ -39,7 +40,7 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, LiveSubscription> {
 /// added here would not see the fields of [`crate::eager::Eager`] objects.)
 pub fn configured_schema_builder(
     config: &crate::config::Config,
-) -> SchemaBuilder<Query, Mutation, LiveSubscription> {
+) -> SchemaBuilder<Staged<Query>, Staged<Mutation>, LiveSubscription> {
     let mut builder = schema_builder()
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)

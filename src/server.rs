@@ -34,9 +34,11 @@ use crate::loaders::{Batched, DbLoader};
 use crate::ratelimit::ClientAddr;
 use crate::schema::{OrgqlSchema, configured_schema_builder};
 use crate::telemetry::edge::Observed;
-use crate::telemetry::traces::TRACE;
+use crate::telemetry::stages::Stages;
+use crate::telemetry::traces::Span;
 use crate::telemetry::{Metrics, Outcome, Statements};
 use crate::tick::{TickScheduler, Ticked};
+use opentelemetry::trace::SpanKind;
 
 /// How long `/health` waits for the database.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -289,15 +291,9 @@ where
 
 fn router(config: &Config, state: Arc<AppState>) -> Router {
     let builder = || {
-        let builder = configured_schema_builder(config)
+        configured_schema_builder(config)
             .data(state.clone())
-            .data(state.hub.clone());
-        // Spans for validation and execution, only while traces are exported.
-        if crate::telemetry::traces::exporting() {
-            builder.extension(crate::telemetry::traces::Stages)
-        } else {
-            builder
-        }
+            .data(state.hub.clone())
     };
     let schema = builder().finish();
     let validated_schema = builder().validation_mode(ValidationMode::Fast).finish();
@@ -553,7 +549,7 @@ async fn execute(
     let admitted: Vec<_> = requests
         .iter_mut()
         .map(|request| {
-            let _parse = tracing::info_span!(target: TRACE, "graphql.parse").entered();
+            let _parse = Span::leaf("graphql.parse", SpanKind::Internal, Vec::new);
             shared.admission.admit(request, via_get)
         })
         .collect();
@@ -634,7 +630,7 @@ async fn execute(
         if let Some((account, private)) = &viewer_rows {
             loader.keep_viewer(account.clone(), private.clone());
         }
-        let loader = Batched::new(loader, tracing::Span::current(), state.metrics.clone());
+        let loader = Batched::new(loader, Span::current(), state.metrics.clone());
         DataLoader::new(loader, scheduler.spawner())
             // Batches start when the request's executor waits (see `crate::tick`), not after a
             // timed window.
@@ -660,7 +656,15 @@ async fn execute(
         async move {
             let (response, outcome) = match admitted {
                 Ok(_) => {
-                    let response = schema.execute(request).await;
+                    // Its validate and execute spans (see `crate::telemetry::stages`).
+                    let response = match Stages::begin(name.as_deref()) {
+                        None => schema.execute(request).await,
+                        Some(stages) => {
+                            let response = stages.scope(schema.execute(request)).await;
+                            stages.finish();
+                            response
+                        }
+                    };
                     // A request that failed validation answers errors without a `path`
                     // (async-graphql's validation errors have none); one whose errors all
                     // have a path (raised by a field, such as `FORBIDDEN`) passed it.

@@ -18,7 +18,6 @@ use sea_orm::{
     DbErr, EntityTrait, ExecResult, QueryResult, Set, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
-use tracing::Instrument;
 
 pub use entity::audit_event::AuditAction;
 use entity::{account, audit_event};
@@ -27,7 +26,7 @@ use crate::db::write_tx;
 use crate::error::{ApiError, ApiResult};
 use crate::loaders::{DbLoader, LoadError};
 use crate::pages::{CountKey, Filter, Page, PageKey, Paged, child};
-use crate::telemetry::traces::statement_span;
+use crate::telemetry::traces::Span;
 
 /// One thing that happened, as a domain function describes it; [`Change::commit`] adds who
 /// did it and when.
@@ -207,23 +206,23 @@ impl ConnectionTrait for Change {
 
     // Each statement in its trace span (see `crate::telemetry::traces`).
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let span = statement_span(&stmt.sql);
-        self.tx.execute_raw(stmt).instrument(span).await
+        let _span = Span::statement(&stmt.sql);
+        self.tx.execute_raw(stmt).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let span = statement_span(sql);
-        self.tx.execute_unprepared(sql).instrument(span).await
+        let _span = Span::statement(sql);
+        self.tx.execute_unprepared(sql).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let span = statement_span(&stmt.sql);
-        self.tx.query_one_raw(stmt).instrument(span).await
+        let _span = Span::statement(&stmt.sql);
+        self.tx.query_one_raw(stmt).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let span = statement_span(&stmt.sql);
-        self.tx.query_all_raw(stmt).instrument(span).await
+        let _span = Span::statement(&stmt.sql);
+        self.tx.query_all_raw(stmt).await
     }
 
     fn support_returning(&self) -> bool {

@@ -70,7 +70,7 @@ impl OperationData {
     ) -> Self {
         let loader = DbLoader::new(state.db.clone(), state.statements.clone(), viewer, None);
         let loader = DataLoader::new(
-            Batched::new(loader, tracing::Span::none(), state.metrics.clone()),
+            Batched::new(loader, None, state.metrics.clone()),
             tokio::spawn,
         )
         .delay(Duration::ZERO);

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
 use super::metrics::{Metrics, Outcome};
-use super::traces::{REQUEST, continue_trace, exporting};
+use opentelemetry::{KeyValue, Value};
+
+use super::traces::{REQUEST, Span};
 
 /// The request id header, read and answered.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -66,14 +68,10 @@ fn route_of(path: &str) -> &'static str {
 
 /// Names the current request's span (and its trace's root span) after its GraphQL operation.
 pub fn name_request(operation: &str) {
-    let span = tracing::Span::current();
-    span.record("operation", operation);
-    if exporting() {
-        // The OpenTelemetry span has started (its context is active): rename it there.
-        use opentelemetry::trace::TraceContextExt;
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        span.context().span().update_name(operation.to_owned());
-    }
+    tracing::Span::current().record("operation", operation);
+    Span::rename_current(operation, || {
+        KeyValue::new("graphql.operation.name", operation.to_owned())
+    });
 }
 
 /// The middleware: see the module's documentation.
@@ -91,30 +89,47 @@ pub async fn observe(
         .unwrap_or_else(generated);
     let route = route_of(request.uri().path());
     let method = request.method().clone();
-    // The fields a trace alone wants are recorded only while traces are exported (log lines
-    // show every recorded field).
+    let path = request.uri().path();
     let span = tracing::info_span!(
         target: REQUEST,
         "request",
         request_id = %id,
         method = %method,
-        path = %request.uri().path(),
+        path = %path,
         operation = tracing::field::Empty,
-        otel.name = tracing::field::Empty,
-        otel.kind = tracing::field::Empty,
-        http.response.status_code = tracing::field::Empty,
     );
-    let exporting = exporting();
-    if exporting {
-        span.record("otel.name", format!("{method} {route}"));
-        span.record("otel.kind", "server");
-        continue_trace(&span, request.headers());
-    }
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut trace = Span::request(
+        || match (&method, route) {
+            (&Method::POST, "/graphql") => "POST /graphql".into(),
+            (&Method::GET, "/graphql") => "GET /graphql".into(),
+            _ => format!("{method} {route}").into(),
+        },
+        request.headers(),
+        || {
+            let method = match method {
+                Method::POST => "POST".into(),
+                Method::GET => "GET".into(),
+                ref other => other.to_string().into(),
+            };
+            // A route other than a wildcard is its path: no copy of it.
+            let path = match route {
+                "/graphiql/*" | "(other)" => path.to_owned().into(),
+                _ => route.into(),
+            };
+            vec![
+                KeyValue::new("request_id", id.clone()),
+                KeyValue::new("http.request.method", Value::String(method)),
+                KeyValue::new("http.route", route),
+                KeyValue::new("url.path", Value::String(path)),
+            ]
+        },
+    );
+    let mut response = trace
+        .around(next.run(request).instrument(span.clone()))
+        .await;
     let status = response.status();
-    if exporting {
-        span.record("http.response.status_code", status.as_u16());
-    }
+    trace.set(|| KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+    drop(trace);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -4,6 +4,8 @@
 
 pub mod edge;
 pub mod metrics;
+pub mod otlp;
+pub mod stages;
 pub mod traces;
 
 pub use metrics::{Metrics, Outcome, Statements};

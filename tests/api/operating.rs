@@ -581,7 +581,7 @@ async fn traces_follow_each_request_into_sql(backend: Backend) {
         .find(|s| s.parent == caller)
         .unwrap_or_else(|| panic!("a span whose parent is the caller's: {got:#?}"));
     assert_eq!(root.name, "Nested", "{root:?}");
-    assert_eq!(root.attributes["operation"], "Nested");
+    assert_eq!(root.attributes["graphql.operation.name"], "Nested");
     assert_eq!(root.attributes["http.response.status_code"], "200");
     let children: Vec<&str> = got
         .iter()
