@@ -34,14 +34,6 @@ pub struct Exporter {
     headers: reqwest::header::HeaderMap,
 }
 
-impl std::fmt::Debug for Exporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exporter")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The first of `names` the environment sets to something other than blanks.
 fn env(names: &[&str]) -> Option<String> {
     names
@@ -129,12 +121,10 @@ impl Exporter {
             headers,
         }))
     }
-}
 
-impl Exporter {
     /// Posts `spans`, reporting why not if that failed.
-    fn post(&self, resource: &(Vec<u8>, Option<String>), spans: &[SpanData]) -> Result<(), String> {
-        let body = encode(&resource.0, resource.1.as_deref(), spans);
+    fn post(&self, resource: &EncodedResource, spans: &[SpanData]) -> Result<(), String> {
+        let body = encode(resource, spans);
         let response = self
             .client
             .post(&self.endpoint)
@@ -152,16 +142,25 @@ impl Exporter {
     }
 }
 
-/// The `Resource` message of `resource`, encoded, and its schema URL.
-fn encoded_resource(resource: &Resource) -> (Vec<u8>, Option<String>) {
-    let mut encoded = Vec::new();
-    for (key, value) in resource.iter() {
-        message(&mut encoded, 1, |b| {
-            string(b, 1, key.as_str());
-            message(b, 2, |b| any_value(b, value));
-        });
+/// The process's resource, encoded once for every export.
+#[derive(Debug, Default)]
+struct EncodedResource {
+    /// The `Resource` message's fields.
+    message: Vec<u8>,
+    schema_url: Option<String>,
+}
+
+impl EncodedResource {
+    fn new(resource: &Resource) -> EncodedResource {
+        let mut message = Vec::new();
+        for (key, value) in resource.iter() {
+            key_value(&mut message, 1, key.as_str(), value);
+        }
+        EncodedResource {
+            message,
+            schema_url: resource.schema_url().map(str::to_owned),
+        }
     }
-    (encoded, resource.schema_url().map(str::to_owned))
 }
 
 /// The span processor: finished spans wait in one queue, and a thread of its own posts them
@@ -201,7 +200,7 @@ struct Queue {
     flushes_asked: u64,
     flushes_done: u64,
     shutdown: bool,
-    resource: Arc<(Vec<u8>, Option<String>)>,
+    resource: Arc<EncodedResource>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -351,16 +350,16 @@ impl SpanProcessor for Batching {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        lock(&self.shared.queue).resource = Arc::new(encoded_resource(resource));
+        lock(&self.shared.queue).resource = Arc::new(EncodedResource::new(resource));
     }
 }
 
 /// An `ExportTraceServiceRequest` of `spans`: one `ResourceSpans`, and a `ScopeSpans` per run
 /// of spans from one instrumentation scope (orgql has one tracer, so one in all).
-pub fn encode(resource: &[u8], schema_url: Option<&str>, spans: &[SpanData]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(64 + resource.len() + spans.len() * 512);
+fn encode(resource: &EncodedResource, spans: &[SpanData]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64 + resource.message.len() + spans.len() * 512);
     message(&mut buf, 1, |b| {
-        message(b, 1, |b| b.extend_from_slice(resource));
+        message(b, 1, |b| b.extend_from_slice(&resource.message));
         let mut rest = spans;
         while let Some(first) = rest.first() {
             let scope = &first.instrumentation_scope;
@@ -387,7 +386,7 @@ pub fn encode(resource: &[u8], schema_url: Option<&str>, spans: &[SpanData]) -> 
             });
             rest = &rest[same..];
         }
-        if let Some(url) = schema_url {
+        if let Some(url) = &resource.schema_url {
             string(b, 3, url);
         }
     });
@@ -487,11 +486,16 @@ fn unix_nanos(time: SystemTime) -> u64 {
 /// Each attribute as a `KeyValue` message in field `field`.
 fn attributes(b: &mut Vec<u8>, field: u32, attributes: &[KeyValue]) {
     for attribute in attributes {
-        message(b, field, |b| {
-            string(b, 1, attribute.key.as_str());
-            message(b, 2, |b| any_value(b, &attribute.value));
-        });
+        key_value(b, field, attribute.key.as_str(), &attribute.value);
     }
+}
+
+/// A `KeyValue` message in field `field`.
+fn key_value(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    message(b, field, |b| {
+        string(b, 1, key);
+        message(b, 2, |b| any_value(b, value));
+    });
 }
 
 /// An `AnyValue` message's fields.
@@ -658,12 +662,12 @@ mod tests {
             // A message of more than 16 KiB: its length takes three bytes.
             span("big", 0, vec![KeyValue::new("text", "y".repeat(20_000))]),
         ];
-        let resource = super::encoded_resource(
+        let resource = super::EncodedResource::new(
             &opentelemetry_sdk::Resource::builder_empty()
                 .with_service_name("orgql-test")
                 .build(),
         );
-        let body = super::encode(&resource.0, None, &spans);
+        let body = super::encode(&resource, &spans);
         let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("decodes");
         assert_eq!(request.resource_spans.len(), 1);
         let resource_spans = &request.resource_spans[0];
