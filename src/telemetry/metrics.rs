@@ -1,24 +1,30 @@
-//! The Prometheus metrics: what `/metrics` exposes, kept in one registry per server.
+//! The Prometheus metrics: what `/metrics` exposes, kept per server.
 //!
-//! Written with the `prometheus` crate (TiKV's; its text encoder writes the classic text
-//! exposition format that every Prometheus and `promtool check metrics` read), without its
-//! protobuf feature. Every label has a bounded set of values: operation names are the first
-//! [`MAX_OPERATION_NAMES`] well-formed names seen (later ones count as `(other)`), error
-//! codes are the server's own, loaders are the server's key types.
+//! What requests update is kept in per-thread cells ([`super::cells`]) and summed when
+//! scraped; the rest (the pool, rate-limit refusals, live subscriptions) in a `prometheus`
+//! registry. The `prometheus` crate (TiKV's; its text encoder writes the classic text
+//! exposition format that every Prometheus and `promtool check metrics` read, without its
+//! protobuf feature) writes the exposition of both. Every label has a bounded set of values:
+//! operation names are the first [`MAX_OPERATION_NAMES`] well-formed names seen (later ones
+//! count as `(other)`), error codes are the server's own, loaders are the server's key types.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use sea_orm::DatabaseConnection;
+
+use super::cells::{Counter, Family, Histogram, Series};
 
 /// How many distinct operation names get a series of their own.
 pub const MAX_OPERATION_NAMES: usize = 200;
+
+/// How many distinct error codes get a series (the server's own are far fewer).
+const MAX_ERROR_CODES: usize = 64;
+
+/// How many (route, status) pairs and loaders get a series (routes and loaders are the
+/// server's own; a bound all the same).
+const MAX_SERIES: usize = 256;
 
 /// The `operation` label of an operation without a name.
 pub const ANONYMOUS: &str = "(anonymous)";
@@ -52,23 +58,17 @@ impl Outcome {
     }
 }
 
-/// One operation label's series, by outcome, each made when first used (so that only the
-/// outcomes that happened are exposed). Requests find them with one map lookup and no
-/// label-value hashing.
-#[derive(Default)]
-struct OperationSeries([OnceLock<(IntCounter, Histogram)>; Outcome::ALL.len()]);
+/// One operation label's latencies by outcome; their counts are its request counts. Only
+/// the outcomes that happened are exposed.
+struct OperationSeries([Histogram; Outcome::ALL.len()]);
 
 impl OperationSeries {
-    fn observe(&self, metrics: &Metrics, label: &str, outcome: Outcome, elapsed: Duration) {
-        let (count, seconds) = self.0[outcome as usize].get_or_init(|| {
-            let labels = [label, outcome.label()];
-            (
-                metrics.requests.with_label_values(&labels),
-                metrics.request_seconds.with_label_values(&labels),
-            )
-        });
-        count.inc();
-        seconds.observe(elapsed.as_secs_f64());
+    fn new() -> Self {
+        OperationSeries(Outcome::ALL.map(|_| Histogram::new(&LATENCY_BUCKETS)))
+    }
+
+    fn observe(&self, outcome: Outcome, elapsed: Duration) {
+        self.0[outcome as usize].observe(elapsed.as_secs_f64());
     }
 }
 
@@ -118,171 +118,108 @@ const STATEMENT_KINDS: [&str; 6] = [
 /// come back to the pool).
 const WAITED: Duration = Duration::from_millis(1);
 
-/// Latency buckets, in seconds: 1 ms to 10 s.
-const LATENCY_BUCKETS: [f64; 14] = [
+/// Latency buckets, in seconds: 1 ms to 30 s.
+static LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 /// Statement and pool-wait buckets, in seconds: 100 µs to 5 s.
-const SHORT_BUCKETS: [f64; 13] = [
+static SHORT_BUCKETS: [f64; 13] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0,
 ];
 /// Loader batch sizes (keys per batch).
-const BATCH_BUCKETS: [f64; 10] = [
+static BATCH_BUCKETS: [f64; 10] = [
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0, 10000.0,
 ];
 
 /// Every metric of one server.
 pub struct Metrics {
+    /// The metrics that requests do not update.
     registry: Registry,
-    /// The series of each operation name given a label of its own (at most
-    /// [`MAX_OPERATION_NAMES`]).
-    names: RwLock<HashMap<Box<str>, Arc<OperationSeries>>>,
+    /// Each operation name given a label of its own (at most [`MAX_OPERATION_NAMES`]).
+    operations: Series<String, OperationSeries>,
     /// The series of [`ANONYMOUS`], [`UNKNOWN`] and [`OTHER`].
     special: [OperationSeries; 3],
-    /// `orgql_http_responses_total` of each (route, status) seen.
-    http: RwLock<HashMap<(&'static str, u16), IntCounter>>,
-    requests: IntCounterVec,
-    request_seconds: HistogramVec,
-    errors: IntCounterVec,
-    http_responses: IntCounterVec,
-    statements: [IntCounter; STATEMENT_KINDS.len()],
-    statement_seconds: [Histogram; STATEMENT_KINDS.len()],
-    pool: IntGaugeVec,
+    /// Errors by `extensions.code`.
+    errors: Series<String, Counter>,
+    /// HTTP responses by (route, status).
+    http: Series<(&'static str, u16), Counter>,
+    /// Statements' durations by kind (their counts are the statement counts).
+    statements: [Histogram; STATEMENT_KINDS.len()],
     pool_acquire_seconds: Histogram,
-    pool_waits: IntCounter,
-    loader_batches: IntCounterVec,
-    loader_batch_keys: HistogramVec,
+    pool_waits: Counter,
+    /// Loader batches' sizes by loader (their counts are the batch counts).
+    loader_batches: Series<&'static str, Histogram>,
+    pool: IntGaugeVec,
     rate_limited: IntCounterVec,
     subscriptions: IntGauge,
 }
 
-/// Registers metrics in one registry; every name and label set here is valid and registered
+/// Registers a metric in `registry`; every name and label set here is valid and registered
 /// once, so registering cannot fail.
-struct Registering<'a>(&'a Registry);
-
-impl Registering<'_> {
-    fn add<M: prometheus::core::Collector + Clone + 'static>(
-        &self,
-        metric: prometheus::Result<M>,
-    ) -> M {
-        let metric = metric.expect("a valid metric");
-        self.0
-            .register(Box::new(metric.clone()))
-            .expect("each metric is registered once");
-        metric
-    }
-
-    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels))
-    }
-
-    fn histograms(&self, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
-        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-        self.add(HistogramVec::new(opts, labels))
-    }
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
 }
 
 impl Metrics {
     /// A fresh registry with every metric at zero; `max_connections` is the pool's size.
     pub fn new(max_connections: u32) -> Self {
         let registry = Registry::new();
-        let r = Registering(&registry);
-        let operation = &["operation", "outcome"];
-        let requests = r.counters(
-            "orgql_graphql_requests_total",
-            "GraphQL operations by operation name and outcome (ok, error, refused); a batch counts each of its operations",
-            operation,
-        );
-        let request_seconds = r.histograms(
-            "orgql_graphql_request_duration_seconds",
-            "Time from a GraphQL operation's admission to its answer, by operation name and outcome",
-            &LATENCY_BUCKETS,
-            operation,
-        );
-        let errors = r.counters(
-            "orgql_graphql_errors_total",
-            "GraphQL errors answered, by extensions.code",
-            &["code"],
-        );
-        let http_responses = r.counters(
-            "orgql_http_responses_total",
-            "HTTP responses by route and status code",
-            &["route", "status"],
-        );
-        let statements_vec = r.counters(
-            "orgql_db_statements_total",
-            "SQL statements run, by kind (select, insert, update, delete, transaction, other)",
-            &["kind"],
-        );
-        let statement_seconds_vec = r.histograms(
-            "orgql_db_statement_duration_seconds",
-            "Time a SQL statement took, by kind",
-            &SHORT_BUCKETS,
-            &["kind"],
-        );
-        let pool = r.add(IntGaugeVec::new(
-            Opts::new(
-                "orgql_db_pool_connections",
-                "Open database connections by state (idle, in_use), read at each scrape",
+        let pool = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "orgql_db_pool_connections",
+                    "Open database connections by state (idle, in_use), read at each scrape",
+                ),
+                &["state"],
             ),
-            &["state"],
-        ));
-        let pool_max = r.add(IntGauge::new(
-            "orgql_db_pool_max_connections",
-            "The pool's maximum number of connections",
-        ));
+        );
+        let pool_max = registered(
+            &registry,
+            IntGauge::new(
+                "orgql_db_pool_max_connections",
+                "The pool's maximum number of connections",
+            ),
+        );
         pool_max.set(i64::from(max_connections));
-        let pool_acquire_seconds = r.add(Histogram::with_opts(
-            HistogramOpts::new(
-                "orgql_db_pool_acquire_duration_seconds",
-                "Time a query's statement took to get a connection (pool or the connections kept for queries)",
-            )
-            .buckets(SHORT_BUCKETS.to_vec()),
-        ));
-        let pool_waits = r.add(IntCounter::new(
-            "orgql_db_pool_waits_total",
-            "Queries' connection acquisitions that took 1 ms or more (a connection was opened or waited for)",
-        ));
-        let loader_batches = r.counters(
-            "orgql_loader_batches_total",
-            "DataLoader batches (one SQL statement each), by loader",
-            &["loader"],
+        let rate_limited = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "orgql_rate_limited_total",
+                    "Attempts refused with RATE_LIMITED, by limit (log_in_account, log_in_address, sign_up_address)",
+                ),
+                &["limit"],
+            ),
         );
-        let loader_batch_keys = r.histograms(
-            "orgql_loader_batch_keys",
-            "Keys per DataLoader batch, by loader",
-            &BATCH_BUCKETS,
-            &["loader"],
+        let subscriptions = registered(
+            &registry,
+            IntGauge::new(
+                "orgql_subscriptions_active",
+                "Live GraphQL subscriptions on this instance",
+            ),
         );
-        let rate_limited = r.counters(
-            "orgql_rate_limited_total",
-            "Attempts refused with RATE_LIMITED, by limit (log_in_account, log_in_address, sign_up_address)",
-            &["limit"],
-        );
-        let subscriptions = r.add(IntGauge::new(
-            "orgql_subscriptions_active",
-            "Live GraphQL subscriptions on this instance",
-        ));
         for state in ["idle", "in_use"] {
             pool.with_label_values(&[state]).set(0);
         }
         Metrics {
-            statements: STATEMENT_KINDS.map(|kind| statements_vec.with_label_values(&[kind])),
-            statement_seconds: STATEMENT_KINDS
-                .map(|kind| statement_seconds_vec.with_label_values(&[kind])),
             registry,
-            names: RwLock::default(),
-            special: Default::default(),
-            http: RwLock::default(),
-            requests,
-            request_seconds,
-            errors,
-            http_responses,
+            operations: Series::new(OperationSeries::new),
+            special: [(); 3].map(|_| OperationSeries::new()),
+            errors: Series::new(Counter::default),
+            http: Series::new(Counter::default),
+            statements: STATEMENT_KINDS.map(|_| Histogram::new(&SHORT_BUCKETS)),
+            pool_acquire_seconds: Histogram::new(&SHORT_BUCKETS),
+            pool_waits: Counter::default(),
+            loader_batches: Series::new(|| Histogram::new(&BATCH_BUCKETS)),
             pool,
-            pool_acquire_seconds,
-            pool_waits,
-            loader_batches,
-            loader_batch_keys,
             rate_limited,
             subscriptions,
         }
@@ -294,64 +231,35 @@ impl Metrics {
     /// characters; else [`OTHER`]; [`ANONYMOUS`] for none.
     pub fn operation(&self, name: Option<&str>, outcome: Outcome, elapsed: Duration) {
         let Some(name) = name else {
-            return self.special[0].observe(self, ANONYMOUS, outcome, elapsed);
+            return self.special[0].observe(outcome, elapsed);
         };
         let well_formed = !name.is_empty()
             && name.len() <= 64
             && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !well_formed {
-            return self.special[2].observe(self, OTHER, outcome, elapsed);
-        }
-        let (found, full) = {
-            let names = read(&self.names);
-            (names.get(name).cloned(), names.len() >= MAX_OPERATION_NAMES)
-        };
-        // Once every label is taken, a new name costs a read lock only, not the write lock.
-        let series = found.or_else(|| {
-            if full {
-                return None;
-            }
-            let mut names = write(&self.names);
-            if let Some(series) = names.get(name) {
-                return Some(series.clone());
-            }
-            (names.len() < MAX_OPERATION_NAMES).then(|| {
-                let series = Arc::new(OperationSeries::default());
-                names.insert(name.into(), series.clone());
-                series
-            })
-        });
-        match series {
-            Some(series) => series.observe(self, name, outcome, elapsed),
-            None => self.special[2].observe(self, OTHER, outcome, elapsed),
+        let counted = well_formed
+            && self.operations.with(name, MAX_OPERATION_NAMES, |series| {
+                series.observe(outcome, elapsed)
+            });
+        if !counted {
+            self.special[2].observe(outcome, elapsed);
         }
     }
 
     /// Counts one request refused (or failed) before its operation was known, as
     /// [`UNKNOWN`].
     pub fn unknown_operation(&self, outcome: Outcome, elapsed: Duration) {
-        self.special[1].observe(self, UNKNOWN, outcome, elapsed);
+        self.special[1].observe(outcome, elapsed);
     }
 
     /// Counts one error answered with `code` (`extensions.code`).
     pub fn error(&self, code: &str) {
-        self.errors.with_label_values(&[code]).inc();
+        self.errors.with(code, MAX_ERROR_CODES, Counter::inc);
     }
 
     /// Counts one HTTP response.
     pub fn http_response(&self, route: &'static str, status: u16) {
-        if let Some(counter) = read(&self.http).get(&(route, status)) {
-            return counter.inc();
-        }
-        let mut buffer = itoa::Buffer::new();
-        write(&self.http)
-            .entry((route, status))
-            .or_insert_with(|| {
-                self.http_responses
-                    .with_label_values(&[route, buffer.format(status)])
-            })
-            .inc();
+        self.http.with(&(route, status), MAX_SERIES, Counter::inc);
     }
 
     /// Counts one statement of `kind` (see [`statement_kind`]) that took `elapsed`.
@@ -360,8 +268,7 @@ impl Metrics {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(STATEMENT_KINDS.len() - 1);
-        self.statements[i].inc();
-        self.statement_seconds[i].observe(elapsed.as_secs_f64());
+        self.statements[i].observe(elapsed.as_secs_f64());
     }
 
     /// Counts one acquisition of a connection that took `elapsed` (a wait from 1 ms on).
@@ -373,11 +280,9 @@ impl Metrics {
     }
 
     /// Counts one loader batch of `keys` keys.
-    pub fn loader_batch(&self, loader: &str, keys: usize) {
-        self.loader_batches.with_label_values(&[loader]).inc();
-        self.loader_batch_keys
-            .with_label_values(&[loader])
-            .observe(keys as f64);
+    pub fn loader_batch(&self, loader: &'static str, keys: usize) {
+        self.loader_batches
+            .with(&loader, MAX_SERIES, |batches| batches.observe(keys as f64));
     }
 
     /// Counts one attempt refused by `limit`.
@@ -390,6 +295,121 @@ impl Metrics {
         &self.subscriptions
     }
 
+    /// Every metric family, in name order, as the encoder takes them.
+    fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let mut families = self.registry.gather();
+        let operations = |family: Family, write: fn(&mut Family, &[(&str, &str)], &Histogram)| {
+            let special = [ANONYMOUS, UNKNOWN, OTHER]
+                .into_iter()
+                .zip(&self.special)
+                .map(|(label, series)| (label.to_owned(), series));
+            let mut family = family.each(&self.operations, |family, name, series| {
+                Self::outcomes(family, name, series, write)
+            });
+            for (label, series) in special {
+                Self::outcomes(&mut family, &label, series, write);
+            }
+            family
+        };
+        let kinds = || STATEMENT_KINDS.iter().zip(&self.statements);
+        let mut statements = Family::counters(
+            "orgql_db_statements_total",
+            "SQL statements run, by kind (select, insert, update, delete, transaction, other)",
+        );
+        let mut statement_seconds = Family::histograms(
+            "orgql_db_statement_duration_seconds",
+            "Time a SQL statement took, by kind",
+        );
+        for (kind, seconds) in kinds() {
+            statements.counter(&[("kind", kind)], seconds.count());
+            statement_seconds.histogram(&[("kind", kind)], seconds);
+        }
+        let mut pool_acquire_seconds = Family::histograms(
+            "orgql_db_pool_acquire_duration_seconds",
+            "Time a query's statement took to get a connection (pool or the connections kept for queries)",
+        );
+        pool_acquire_seconds.histogram(&[], &self.pool_acquire_seconds);
+        let mut pool_waits = Family::counters(
+            "orgql_db_pool_waits_total",
+            "Queries' connection acquisitions that took 1 ms or more (a connection was opened or waited for)",
+        );
+        pool_waits.counter(&[], self.pool_waits.get());
+        families.extend(
+            [
+                operations(
+                    Family::counters(
+                        "orgql_graphql_requests_total",
+                        "GraphQL operations by operation name and outcome (ok, error, refused); a batch counts each of its operations",
+                    ),
+                    |family, labels, seconds| family.counter(labels, seconds.count()),
+                ),
+                operations(
+                    Family::histograms(
+                        "orgql_graphql_request_duration_seconds",
+                        "Time from a GraphQL operation's admission to its answer, by operation name and outcome",
+                    ),
+                    Family::histogram,
+                ),
+                Family::counters(
+                    "orgql_graphql_errors_total",
+                    "GraphQL errors answered, by extensions.code",
+                )
+                .each(&self.errors, |family, code, count| {
+                    family.counter(&[("code", code)], count.get())
+                }),
+                Family::counters(
+                    "orgql_http_responses_total",
+                    "HTTP responses by route and status code",
+                )
+                .each(&self.http, |family, (route, status), count| {
+                    let status = itoa::Buffer::new().format(*status).to_owned();
+                    family.counter(&[("route", route), ("status", &status)], count.get())
+                }),
+                statements,
+                statement_seconds,
+                pool_acquire_seconds,
+                pool_waits,
+                Family::counters(
+                    "orgql_loader_batches_total",
+                    "DataLoader batches (one SQL statement each), by loader",
+                )
+                .each(&self.loader_batches, |family, loader, keys| {
+                    family.counter(&[("loader", loader)], keys.count())
+                }),
+                Family::histograms(
+                    "orgql_loader_batch_keys",
+                    "Keys per DataLoader batch, by loader",
+                )
+                .each(&self.loader_batches, |family, loader, keys| {
+                    family.histogram(&[("loader", loader)], keys)
+                }),
+            ]
+            .into_iter()
+            .map(Family::done)
+            .filter(|family| !family.get_metric().is_empty()),
+        );
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        families
+    }
+
+    /// Writes `series`' outcomes that happened, labelled `operation` and `outcome`.
+    fn outcomes(
+        family: &mut Family,
+        operation: &str,
+        series: &OperationSeries,
+        write: fn(&mut Family, &[(&str, &str)], &Histogram),
+    ) {
+        for (outcome, seconds) in Outcome::ALL.iter().zip(&series.0) {
+            if seconds.count() > 0 {
+                write(
+                    family,
+                    &[("operation", operation), ("outcome", outcome.label())],
+                    seconds,
+                );
+            }
+        }
+    }
+
     /// The exposition: every metric in Prometheus' text format, the pool read now.
     pub fn render(&self, db: &DatabaseConnection) -> String {
         let (size, idle) = pool_size(db);
@@ -397,18 +417,10 @@ impl Metrics {
         self.pool.with_label_values(&["in_use"]).set(size - idle);
         let mut out = Vec::with_capacity(16 * 1024);
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&self.gather(), &mut out)
             .expect("writing to a Vec does not fail");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The pool's open and idle connections.
@@ -483,7 +495,6 @@ mod tests {
     /// The `operation` labels `metrics` exposes.
     fn operation_labels(metrics: &Metrics) -> std::collections::BTreeSet<String> {
         metrics
-            .registry
             .gather()
             .iter()
             .filter(|family| family.name() == "orgql_graphql_requests_total")
