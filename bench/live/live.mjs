@@ -11,7 +11,8 @@
 // postgres://postgres@127.0.0.1:5432), ORGQL_BIN (default target/release/orgql),
 // BENCH_RESULTS_DIR (write live-<date>.md there), BENCH_CLIENT (`rust`, the default: the
 // subscribers are bench/live/subscribers, built by run.sh; `node`: worker threads of this
-// process with npm `ws`, BENCH_WORKERS of them, default 4).
+// process with npm `ws`, BENCH_WORKERS of them, default 4), BENCH_LIVE_LOG (the instances'
+// RUST_LOG, default `warn`; `warn,orgql::live=debug` logs each batch's timings).
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -112,7 +113,7 @@ function startInstance(port) {
   const logFile = join(WORK, `live-${port}.log`);
   const proc = spawn(BIN, ["--database-url", `${PG}/${DB}?sslmode=disable`, "--listen", `127.0.0.1:${port}`,
     "--max-subscriptions-per-user", "10", "--sign-ups-per-address", "1000000", "--login-attempts-per-address", "1000000"], {
-    env: { ...env, JWT_SECRET: "orgql-bench-secret-not-for-production-0123456789", RUST_LOG: "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
+    env: { ...env, JWT_SECRET: "orgql-bench-secret-not-for-production-0123456789", RUST_LOG: env.BENCH_LIVE_LOG || "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
     stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")],
   });
   return { port, proc, logFile };

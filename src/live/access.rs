@@ -1,16 +1,16 @@
 //! Who may see which event, decided for a whole batch of events and their candidate
 //! subscriptions at once: a statement each for the credentials, the memberships, the
-//! datasets and the collaborator entries concerned, whatever the number of subscribers,
-//! then `crate::policy` for each (subscription, event).
+//! datasets and the collaborator entries concerned, whatever the number of subscribers, all
+//! run at once; then `crate::policy` for each (subscription, event).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use sea_orm::sea_query::extension::postgres::PgFunc;
-use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, SimpleExpr, Value};
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, Query, SelectStatement, SimpleExpr, Value};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select,
-    TryGetableMany,
+    ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect,
+    Select, TryGetableMany,
 };
 
 use entity::audit_event::{self, AuditAction};
@@ -77,6 +77,20 @@ fn among<C: ColumnTrait>(backend: DbBackend, column: C, ids: &[i64]) -> SimpleEx
     }
 }
 
+/// `SELECT value FROM its table WHERE column` is one of `ids`, as a subquery.
+fn values_among<C: ColumnTrait>(
+    backend: DbBackend,
+    value: C,
+    column: C,
+    ids: &[i64],
+) -> SelectStatement {
+    Query::select()
+        .column(value)
+        .from(value.entity_name())
+        .and_where(among(backend, column, ids))
+        .to_owned()
+}
+
 /// The rows `select` finds whose `column` is one of `ids`, by that id; none (and no
 /// statement) for no ids.
 async fn rows_among<E: EntityTrait, C: ColumnTrait>(
@@ -126,19 +140,6 @@ pub(crate) async fn decide(
 ) -> ApiResult<Vec<(u64, Vec<(usize, Verdict)>)>> {
     let users: HashSet<i64> = candidates.iter().map(|c| c.2).collect();
     let users: Vec<i64> = users.into_iter().collect();
-
-    // The credentials, as they stand now.
-    use user_account::Column as Account;
-    let sessions: HashMap<i64, i64> = columns_among(
-        db,
-        user_account::Entity::find(),
-        Account::AccountId,
-        &users,
-        [Account::AccountId, Account::SessionGeneration],
-    )
-    .await?
-    .into_iter()
-    .collect();
     let token_ids: Vec<i64> = candidates
         .iter()
         .filter_map(|c| match c.3 {
@@ -146,66 +147,85 @@ pub(crate) async fn decide(
             Credential::Session { .. } => None,
         })
         .collect();
+    let distinct = |ids: HashSet<i64>| ids.into_iter().collect::<Vec<_>>();
+    let dataset_ids = distinct(events.iter().filter_map(|e| e.dataset_id).collect());
+    let organization_ids = distinct(events.iter().filter_map(|e| e.organization_id).collect());
+    let backend = db.get_database_backend();
+
+    // Five independent reads, at once: on the feed's path from a commit to its subscribers,
+    // one round trip instead of five.
+    use collaborator::Column as Collaborator;
+    use membership::Column as Member;
+    use user_account::Column as Account;
+    // The credentials, as they stand now.
+    let sessions = columns_among::<_, _, (i64, i64)>(
+        db,
+        user_account::Entity::find(),
+        Account::AccountId,
+        &users,
+        [Account::AccountId, Account::SessionGeneration],
+    );
     let tokens = rows_among(
         db,
         api_token::Entity::find(),
         api_token::Column::Id,
         &token_ids,
         |t| t.id,
-    )
-    .await?;
-
-    // The datasets concerned and their owners.
-    let dataset_ids: Vec<i64> = events
-        .iter()
-        .filter_map(|e| e.dataset_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    );
+    // The datasets concerned.
     let datasets = rows_among(
         db,
         dataset::Entity::find(),
         dataset::Column::Id,
         &dataset_ids,
         |d| d.id,
-    )
-    .await?;
-
+    );
     // The memberships concerned: of the events' organizations, the datasets' owners and the
     // organizations tokens are restricted to.
-    let mut organizations: HashSet<i64> = events.iter().filter_map(|e| e.organization_id).collect();
-    organizations.extend(datasets.values().map(|d| d.owner_id));
-    organizations.extend(tokens.values().filter_map(|t| t.organization_id));
-    let organizations: Vec<i64> = organizations.into_iter().collect();
-    let backend = db.get_database_backend();
-    use membership::Column as Member;
-    let roles: HashMap<(i64, i64), OrganizationRole> =
-        columns_among::<_, _, (i64, i64, OrganizationRole)>(
-            db,
-            membership::Entity::find().filter(among(backend, Member::UserId, &users)),
-            Member::OrganizationId,
-            &organizations,
-            [Member::OrganizationId, Member::UserId, Member::Role],
-        )
-        .await?
+    let mut concerned =
+        Condition::any().add(among(backend, Member::OrganizationId, &organization_ids));
+    if !dataset_ids.is_empty() {
+        let owners = values_among(
+            backend,
+            dataset::Column::OwnerId,
+            dataset::Column::Id,
+            &dataset_ids,
+        );
+        concerned = concerned.add(Member::OrganizationId.in_subquery(owners));
+    }
+    if !token_ids.is_empty() {
+        use api_token::Column as Token;
+        let restricted_to = values_among(backend, Token::OrganizationId, Token::Id, &token_ids);
+        concerned = concerned.add(Member::OrganizationId.in_subquery(restricted_to));
+    }
+    let memberships = columns_among::<_, _, (i64, i64, OrganizationRole)>(
+        db,
+        membership::Entity::find().filter(concerned),
+        Member::UserId,
+        &users,
+        [Member::OrganizationId, Member::UserId, Member::Role],
+    );
+    // (None to read when no event is about a dataset.)
+    let collaborator_users: &[i64] = if dataset_ids.is_empty() { &[] } else { &users };
+    let collaborators = columns_among::<_, _, (i64, i64, DatasetRole)>(
+        db,
+        collaborator::Entity::find().filter(among(backend, Collaborator::DatasetId, &dataset_ids)),
+        Collaborator::UserId,
+        collaborator_users,
+        [
+            Collaborator::DatasetId,
+            Collaborator::UserId,
+            Collaborator::Role,
+        ],
+    );
+    let (sessions, tokens, datasets, memberships, collaborators) =
+        tokio::try_join!(sessions, tokens, datasets, memberships, collaborators)?;
+    let sessions: HashMap<i64, i64> = sessions.into_iter().collect();
+    let roles: HashMap<(i64, i64), OrganizationRole> = memberships
         .into_iter()
         .map(|(organization, user, role)| ((organization, user), role))
         .collect();
-    let dataset_ids: Vec<i64> = datasets.keys().copied().collect();
-    use collaborator::Column as Collaborator;
-    let collaborators: HashMap<(i64, i64), DatasetRole> =
-        columns_among::<_, _, (i64, i64, DatasetRole)>(
-            db,
-            collaborator::Entity::find().filter(among(backend, Collaborator::UserId, &users)),
-            Collaborator::DatasetId,
-            &dataset_ids,
-            [
-                Collaborator::DatasetId,
-                Collaborator::UserId,
-                Collaborator::Role,
-            ],
-        )
-        .await?
+    let collaborators: HashMap<(i64, i64), DatasetRole> = collaborators
         .into_iter()
         .map(|(dataset, user, role)| ((dataset, user), role))
         .collect();

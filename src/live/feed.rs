@@ -264,8 +264,8 @@ enum Signal {
     Lost,
 }
 
-/// Aborts a task when dropped (the listener, when the feed stops).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task when dropped (the listener, when the feed stops; a connection's reader).
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

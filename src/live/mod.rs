@@ -15,6 +15,7 @@
 //!   `graphql-sse` (distinct connections) on `/graphql/stream`.
 
 pub mod access;
+mod fanout;
 pub mod feed;
 pub mod transport;
 
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, Subscription};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
@@ -58,6 +59,9 @@ pub enum Credential {
 enum Item {
     /// An event it may see.
     Event(Arc<audit_event::Model>),
+    /// An event it may see, rendered for every subscription of its operation (see
+    /// [`fanout`]).
+    Rendered(Arc<fanout::Rendered>),
     /// The end: it lost access (or fell too far behind).
     End(ApiError),
     /// The end, without an error (the dataset it followed was deleted).
@@ -70,6 +74,8 @@ struct Entry {
     user: i64,
     credential: Credential,
     sender: mpsc::Sender<Item>,
+    /// Its operation, when its events are rendered once for all (see [`fanout`]).
+    render: Option<Arc<fanout::Key>>,
 }
 
 /// How many events a subscriber may fall behind before its subscription ends.
@@ -141,15 +147,24 @@ impl Hub {
     }
 
     /// Registers a subscription of `user` to `topic`; its events arrive on the stream, which
-    /// unregisters it when dropped. `RATE_LIMITED` when the user holds too many.
+    /// unregisters it when dropped; or, for a subscription rendered for all (`fanout`), they
+    /// go to its own channel, and the stream only keeps it registered. `RATE_LIMITED` when
+    /// the user holds too many.
     fn subscribe(
         self: &Arc<Self>,
         topic: Topic,
         user: i64,
         credential: Credential,
-    ) -> ApiResult<impl Stream<Item = async_graphql::Result<AuditEvent>> + Send + use<>> {
+        fanout: Option<&fanout::Fanout>,
+    ) -> ApiResult<Events> {
         self.feed.get_or_init(|| feed::start(self.clone()));
-        let (sender, receiver) = mpsc::channel(BACKLOG);
+        let (sender, receiver) = match fanout {
+            Some(fanout) => (fanout.sender.clone(), None),
+            None => {
+                let (sender, receiver) = mpsc::channel(BACKLOG);
+                (sender, Some(receiver))
+            }
+        };
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         {
             let mut entries = self.entries();
@@ -167,6 +182,7 @@ impl Hub {
                     user,
                     credential,
                     sender,
+                    render: fanout.map(|f| f.key.clone()),
                 },
             );
             if let Some(metrics) = &self.metrics {
@@ -177,22 +193,34 @@ impl Hub {
             hub: self.clone(),
             id,
         };
+        let Some(receiver) = receiver else {
+            // Its events go to the fanout's channel; this stream holds the registration.
+            return Ok(futures_util::stream::once(async move {
+                let _registered = guard;
+                std::future::pending().await
+            })
+            .boxed());
+        };
         Ok(futures_util::stream::unfold(
             (receiver, guard, false),
             |(mut receiver, guard, ended)| async move {
                 if ended {
                     return None;
                 }
-                match receiver.recv().await? {
-                    Item::Event(event) => Some((
-                        Ok(AuditEvent(event.as_ref().clone())),
-                        (receiver, guard, false),
-                    )),
-                    Item::End(error) => Some((Err(error.into()), (receiver, guard, true))),
-                    Item::Complete => None,
+                loop {
+                    return match receiver.recv().await? {
+                        Item::Event(event) => Some((
+                            Ok(AuditEvent(event.as_ref().clone())),
+                            (receiver, guard, false),
+                        )),
+                        Item::End(error) => Some((Err(error.into()), (receiver, guard, true))),
+                        Item::Complete => None,
+                        Item::Rendered(_) => continue,
+                    };
                 }
             },
-        ))
+        )
+        .boxed())
     }
 
     fn unregister(&self, id: u64) {
@@ -206,17 +234,36 @@ impl Hub {
     /// Hands `events` (committed, in commit order) to the subscriptions that may see them.
     pub(crate) async fn deliver(&self, events: Vec<audit_event::Model>) {
         // The candidates: every subscription following something an event concerns.
+        // The operations rendered for all among the candidates (each distinct one once), and
+        // each such candidate's.
+        let mut operations: Vec<Arc<fanout::Key>> = Vec::new();
+        let mut operation_of: HashMap<u64, usize> = HashMap::new();
+        let mut distinct: HashMap<Arc<fanout::Key>, usize> = HashMap::new();
         let candidates: Vec<(u64, Topic, i64, Credential)> = {
             let entries = self.entries();
             entries
                 .iter()
                 .filter(|(_, e)| events.iter().any(|ev| concerns(e.topic, e.user, ev)))
-                .map(|(id, e)| (*id, e.topic, e.user, e.credential))
+                .map(|(id, e)| {
+                    if let Some(key) = &e.render {
+                        let index = *distinct.entry(key.clone()).or_insert_with(|| {
+                            operations.push(key.clone());
+                            operations.len() - 1
+                        });
+                        operation_of.insert(*id, index);
+                    }
+                    (*id, e.topic, e.user, e.credential)
+                })
                 .collect()
         };
         if candidates.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
+        // How long ago the oldest of these events was written (commit to here, roughly).
+        let age = events
+            .first()
+            .map(|e| (chrono::Utc::now() - e.created_at).num_milliseconds());
         let decisions = match access::decide(&self.db, &candidates, &events).await {
             Ok(decisions) => decisions,
             Err(error) => {
@@ -226,7 +273,28 @@ impl Hub {
                 return Box::pin(self.deliver(events)).await;
             }
         };
+        let decided = started.elapsed();
         let events: Vec<Arc<audit_event::Model>> = events.into_iter().map(Arc::new).collect();
+        // Each event rendered once for each operation rendered for all that receives it.
+        let mut rendered: HashMap<(usize, usize), Arc<fanout::Rendered>> = HashMap::new();
+        for (id, verdicts) in &decisions {
+            let Some(&operation) = operation_of.get(id) else {
+                continue;
+            };
+            for &(index, verdict) in verdicts {
+                if verdict != access::Verdict::Lost && !rendered.contains_key(&(operation, index)) {
+                    let rendering = operations[operation].render(events[index].clone()).await;
+                    rendered.insert((operation, index), Arc::new(rendering));
+                }
+            }
+        }
+        let item_of = |id: u64, index: usize| match operation_of
+            .get(&id)
+            .and_then(|&operation| rendered.get(&(operation, index)))
+        {
+            Some(rendering) => Item::Rendered(rendering.clone()),
+            None => Item::Event(events[index].clone()),
+        };
         let mut ended = Vec::new();
         {
             let entries = self.entries();
@@ -236,13 +304,9 @@ impl Hub {
                 };
                 for (index, verdict) in verdicts {
                     let item = match verdict {
-                        access::Verdict::Deliver => Item::Event(events[index].clone()),
+                        access::Verdict::Deliver => item_of(id, index),
                         access::Verdict::DeliverThenComplete => {
-                            if entry
-                                .sender
-                                .try_send(Item::Event(events[index].clone()))
-                                .is_err()
-                            {
+                            if entry.sender.try_send(item_of(id, index)).is_err() {
                                 break;
                             }
                             Item::Complete
@@ -253,7 +317,7 @@ impl Hub {
                                 .into(),
                         )),
                     };
-                    let last = !matches!(item, Item::Event(_));
+                    let last = !matches!(item, Item::Event(_) | Item::Rendered(_));
                     if entry.sender.try_send(item).is_err() {
                         let _ = entry.sender.try_send(Item::End(ApiError::RateLimited(
                             "this subscription fell too far behind; subscribe again".into(),
@@ -268,6 +332,14 @@ impl Hub {
                 }
             }
         }
+        tracing::debug!(
+            events = events.len(),
+            subscriptions = candidates.len(),
+            age_ms = age,
+            decided_ms = decided.as_secs_f64() * 1e3,
+            handed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "live updates: events handed to their subscriptions"
+        );
         // Ended subscriptions leave the registry at once: they get nothing further.
         for id in ended {
             self.unregister(id);
@@ -359,15 +431,21 @@ fn open(ctx: &Context<'_>, topic: Topic, user: i64, credential: Credential) -> A
             "a connection may hold at most {per_connection} subscriptions at once"
         )));
     }
-    let stream = match hub.subscribe(topic, user, credential) {
-        Ok(stream) => stream,
+    let fanout = ctx.data_opt::<fanout::Fanout>();
+    let stream = match hub.subscribe(topic, user, credential, fanout) {
+        Ok(stream) => {
+            if let Some(fanout) = fanout {
+                fanout.registered.store(true, Ordering::Relaxed);
+            }
+            stream
+        }
         Err(error) => {
             count.0.fetch_sub(1, Ordering::Relaxed);
             return Err(error);
         }
     };
     Ok(Box::pin(Counted {
-        inner: Box::pin(stream),
+        inner: stream,
         count,
     }))
 }
@@ -390,6 +468,9 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The organization's username.")] organization: String,
     ) -> async_graphql::Result<Events> {
+        if let Some(replay) = ctx.data_opt::<fanout::Replay>() {
+            return Ok(replay.events());
+        }
         let (user, credential, viewer) = subscriber(ctx)?;
         let org = crate::organizations::find_organization(&ctx.reader(), &organization)
             .await?
@@ -416,6 +497,9 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The dataset's full name, `owner/name`.")] dataset: String,
     ) -> async_graphql::Result<Events> {
+        if let Some(replay) = ctx.data_opt::<fanout::Replay>() {
+            return Ok(replay.events());
+        }
         let (user, credential, viewer) = subscriber(ctx)?;
         let located = crate::datasets::find_dataset(&ctx.reader(), &dataset)
             .await?
@@ -448,6 +532,9 @@ impl LiveSubscription {
     /// organization, their role changed, invited, made a collaborator, their collaborator
     /// role changed or removed.
     async fn viewer_events(&self, ctx: &Context<'_>) -> async_graphql::Result<Events> {
+        if let Some(replay) = ctx.data_opt::<fanout::Replay>() {
+            return Ok(replay.events());
+        }
         let (user, credential, _) = subscriber(ctx)?;
         Ok(open(ctx, Topic::Viewer, user, credential)?)
     }

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 
 use super::ConnectionSubscriptions;
+use super::fanout::LiveExecutor;
 use crate::auth::{Presented, Viewer};
 use crate::context::AppState;
 use crate::loaders::{Batched, DbLoader};
@@ -155,15 +156,21 @@ async fn serve(
     client: SocketAddr,
     settings: Settings,
 ) {
-    let (mut sink, stream) = socket.split();
-    let input = stream
-        .take_while(|message| futures_util::future::ready(message.is_ok()))
-        .filter_map(|message| {
-            futures_util::future::ready(match message {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
-                _ => None,
-            })
-        });
+    let (mut sink, mut stream) = socket.split();
+    // The client's messages, read by a task of their own, which runs only when the socket
+    // has something to read. Read by the protocol's stream itself, the socket was read once
+    // more for every response sent, and each read attempt zeroes tungstenite's read buffer.
+    let (incoming, mut received) = tokio::sync::mpsc::channel(16);
+    let _reader = super::feed::AbortOnDrop(tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Text(_) | Message::Binary(_))
+                && incoming.send(message.into_data()).await.is_err()
+            {
+                return;
+            }
+        }
+    }));
+    let input = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx));
     let initialised = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
     let on_init = {
@@ -192,8 +199,8 @@ async fn serve(
         }
     };
     use async_graphql::ErrorExtensions;
-    let output =
-        async_graphql::http::WebSocket::new(schema, input, protocol).on_connection_init(on_init);
+    let output = async_graphql::http::WebSocket::new(LiveExecutor(schema), input, protocol)
+        .on_connection_init(on_init);
     futures_util::pin_mut!(output);
     let init_deadline = tokio::time::sleep(settings.init_timeout);
     tokio::pin!(init_deadline);
@@ -284,8 +291,7 @@ pub async fn sse(
         }
     };
     let request = OperationData::new(&state, viewer, presented, client).into_request(request);
-    let events = schema
-        .execute_stream(request)
+    let events = super::fanout::execute_stream(&schema, request, None)
         .map(|response| {
             Ok::<_, std::convert::Infallible>(
                 Event::default()

@@ -113,6 +113,9 @@ impl Ws {
 }
 
 const ORG_EVENTS: &str = "subscription($o: String!) { organizationEvents(organization: $o) { action actorUsername subjectUsername datasetFullName role previousRole organization { username } } }";
+/// As [`ORG_EVENTS`], only fields of the event itself: its events are rendered once for
+/// every subscriber of it (the server's fanout), whoever they are.
+const ORG_EVENTS_SHARED: &str = "subscription($o: String!) { organizationEvents(organization: $o) { action actorUsername subjectUsername datasetFullName role previousRole } }";
 const VIEWER_EVENTS: &str =
     "subscription { viewerEvents { action subjectUsername role organization { username } } }";
 
@@ -206,13 +209,16 @@ async fn subscribers_get_what_they_may_see_in_order(backend: Backend) {
         .await
         .data("/addMember/member/role");
 
+    // The admin and the member over WebSocket share one rendering of each event (the same
+    // operation), yet each gets only what they may see; over SSE the member's operation is
+    // resolved for them alone.
     let mut admin = Ws::connect(&app.address, Some(&ada)).await;
     admin
-        .subscribe("a", ORG_EVENTS, json!({ "o": "live" }))
+        .subscribe("a", ORG_EVENTS_SHARED, json!({ "o": "live" }))
         .await;
     let mut member = Ws::connect(&app.address, Some(&mo)).await;
     member
-        .subscribe("m", ORG_EVENTS, json!({ "o": "live" }))
+        .subscribe("m", ORG_EVENTS_SHARED, json!({ "o": "live" }))
         .await;
     let mut member_sse = sse(&app, &mo, ORG_EVENTS, json!({ "o": "live" })).await;
     let mut invitee = Ws::connect(&app.address, Some(&bea)).await;
@@ -351,9 +357,11 @@ async fn a_removed_member_s_subscription_ends_with_forbidden(backend: Backend) {
     app.create_org(&ada, "live").await;
     app.add_member(&ada, "live", "mo", "MEMBER", Value::Null)
         .await;
+    // Over WebSocket an operation rendered once for all its subscribers; over SSE one
+    // resolved for the member alone: they end alike.
     let mut member = Ws::connect(&app.address, Some(&mo)).await;
     member
-        .subscribe("m", ORG_EVENTS, json!({ "o": "live" }))
+        .subscribe("m", ORG_EVENTS_SHARED, json!({ "o": "live" }))
         .await;
     let mut member_sse = sse(&app, &mo, ORG_EVENTS, json!({ "o": "live" })).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -381,6 +389,8 @@ async fn a_removed_member_s_subscription_ends_with_forbidden(backend: Backend) {
         data["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{data}"
     );
+    // The same error, message, location and path included.
+    assert_eq!(ended["payload"], data);
     assert_eq!(sse_next(&mut member_sse).await.0, "complete");
 
     // Nothing further, whatever happens in the organization.
