@@ -75,14 +75,10 @@ impl Shape {
         if operation.ty != OperationType::Subscription || !operation.directives.is_empty() {
             return None;
         }
-        let [Selection::Field(root)] = operation
-            .selection_set
-            .node
-            .items
-            .iter()
-            .map(|item| &item.node)
-            .collect::<Vec<_>>()[..]
-        else {
+        let [root] = &operation.selection_set.node.items[..] else {
+            return None;
+        };
+        let Selection::Field(root) = &root.node else {
             return None;
         };
         let field = &root.node;
