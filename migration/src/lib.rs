@@ -11,6 +11,7 @@ mod m20261206_000001_api_tokens;
 mod m20261207_000001_audit_log;
 mod m20261207_000002_invitations;
 mod m20261208_000001_audit_notify;
+mod m20261209_000001_access_notify;
 
 /// Every migration, in order. The server runs them at start; the `migration` binary runs them
 /// by hand (`cargo run -p migration --features cli -- up`).
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_audit_log::Migration),
             Box::new(m20261207_000002_invitations::Migration),
             Box::new(m20261208_000001_audit_notify::Migration),
+            Box::new(m20261209_000001_access_notify::Migration),
         ]
     }
 }

@@ -2,15 +2,23 @@
 //! subscriptions at once: a statement each for the credentials, the memberships, the
 //! datasets and the collaborator entries concerned, whatever the number of subscribers, all
 //! run at once; then `crate::policy` for each (subscription, event).
+//!
+//! On PostgreSQL the credentials and memberships read are kept between batches ([`Known`]):
+//! the database notifies every change to them (the migration
+//! `m20261209_000001_access_notify`), in commit order with the events, and the feed forgets
+//! what changed before it decides the events that committed after the change. Every
+//! subscriber's credential and role are then read once, not once per batch: with a thousand
+//! subscribers, reading them for every event was most of what PostgreSQL spent on live
+//! updates.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use sea_orm::sea_query::extension::postgres::PgFunc;
-use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, Query, SelectStatement, SimpleExpr, Value};
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, SimpleExpr, Value};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-    Select, TryGetableMany,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select,
+    TryGetableMany,
 };
 
 use entity::audit_event::{self, AuditAction};
@@ -77,20 +85,6 @@ fn among<C: ColumnTrait>(backend: DbBackend, column: C, ids: &[i64]) -> SimpleEx
     }
 }
 
-/// `SELECT value FROM its table WHERE column` is one of `ids`, as a subquery.
-fn values_among<C: ColumnTrait>(
-    backend: DbBackend,
-    value: C,
-    column: C,
-    ids: &[i64],
-) -> SelectStatement {
-    Query::select()
-        .column(value)
-        .from(value.entity_name())
-        .and_where(among(backend, column, ids))
-        .to_owned()
-}
-
 /// The rows `select` finds whose `column` is one of `ids`, by that id; none (and no
 /// statement) for no ids.
 async fn rows_among<E: EntityTrait, C: ColumnTrait>(
@@ -131,79 +125,209 @@ async fn columns_among<E: EntityTrait, C: ColumnTrait, T: TryGetableMany>(
         .await?)
 }
 
+/// An API token, as far as access depends on it.
+#[derive(Clone, Copy, Debug)]
+struct TokenFacts {
+    organization_id: Option<i64>,
+    expires_at: chrono::DateTime<Utc>,
+    revoked: bool,
+}
+
+/// What the decision reads about credentials and memberships, kept between batches where the
+/// database says what changed (PostgreSQL: the channel `orgql_access`, see the migration
+/// `m20261209_000001_access_notify`). Absent entries are read when a batch needs them;
+/// `None` records that there is no such row.
+#[derive(Default)]
+pub(crate) struct Known {
+    /// Each user's session generation.
+    sessions: HashMap<i64, Option<i64>>,
+    /// API tokens, by id.
+    tokens: HashMap<i64, Option<TokenFacts>>,
+    /// Roles, by (organization, user).
+    roles: HashMap<(i64, i64), Option<OrganizationRole>>,
+}
+
+/// Past this many entries, [`Known`] starts over (it holds what the subscribers need).
+const KNOWN_AT_MOST: usize = 100_000;
+
+/// A change to what access depends on, as the database reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Changed {
+    /// A membership: (organization, user).
+    Member(i64, i64),
+    /// An account's session generation, or the account itself.
+    Account(i64),
+    /// An API token.
+    Token(i64),
+}
+
+impl Changed {
+    /// A notification's payload: `m:<organization>:<user>`, `u:<user>` or `t:<token>`.
+    pub(crate) fn parse(payload: &str) -> Option<Changed> {
+        let mut parts = payload.split(':');
+        let kind = parts.next()?;
+        let mut id = || parts.next()?.parse::<i64>().ok();
+        let changed = match kind {
+            "m" => Changed::Member(id()?, id()?),
+            "u" => Changed::Account(id()?),
+            "t" => Changed::Token(id()?),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(changed)
+    }
+}
+
+impl Known {
+    /// Forgets what `changed` made stale.
+    pub(crate) fn forget(&mut self, changed: Changed) {
+        match changed {
+            Changed::Member(organization, user) => {
+                self.roles.remove(&(organization, user));
+            }
+            Changed::Account(user) => {
+                self.sessions.remove(&user);
+            }
+            Changed::Token(id) => {
+                self.tokens.remove(&id);
+            }
+        }
+    }
+
+    /// Forgets everything (changes may have been missed).
+    pub(crate) fn clear(&mut self) {
+        *self = Known::default();
+    }
+
+    fn len(&self) -> usize {
+        self.sessions.len() + self.tokens.len() + self.roles.len()
+    }
+
+    /// Reads the roles of `pairs` (organization, user) not known yet; `None` for those with
+    /// no membership.
+    async fn read_roles(
+        &mut self,
+        db: &DatabaseConnection,
+        pairs: impl IntoIterator<Item = (i64, i64)>,
+    ) -> ApiResult<()> {
+        let missing: HashSet<(i64, i64)> = pairs
+            .into_iter()
+            .filter(|pair| !self.roles.contains_key(pair))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let organizations = distinct(missing.iter().map(|p| p.0));
+        let users = distinct(missing.iter().map(|p| p.1));
+        use membership::Column as Member;
+        let found = columns_among::<_, _, (i64, i64, OrganizationRole)>(
+            db,
+            membership::Entity::find().filter(among(
+                db.get_database_backend(),
+                Member::OrganizationId,
+                &organizations,
+            )),
+            Member::UserId,
+            &users,
+            [Member::OrganizationId, Member::UserId, Member::Role],
+        )
+        .await?;
+        for pair in missing {
+            self.roles.insert(pair, None);
+        }
+        for (organization, user, role) in found {
+            self.roles.insert((organization, user), Some(role));
+        }
+        Ok(())
+    }
+
+    fn role(&self, organization: i64, user: i64) -> Option<OrganizationRole> {
+        self.roles.get(&(organization, user)).copied().flatten()
+    }
+}
+
+/// The distinct ids of `ids`.
+fn distinct(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let set: HashSet<i64> = ids.into_iter().collect();
+    set.into_iter().collect()
+}
+
 /// For each candidate `(id, topic, user, credential)`, the events of `events` (by index,
-/// in order) it gets, up to and including its last verdict.
+/// in order) it gets, up to and including its last verdict. `known`: what earlier batches
+/// read and is still true (PostgreSQL's feed keeps it); without it, everything is read.
 pub(crate) async fn decide(
     db: &DatabaseConnection,
     candidates: &[(u64, Topic, i64, Credential)],
     events: &[audit_event::Model],
+    known: Option<&mut Known>,
 ) -> ApiResult<Vec<(u64, Vec<(usize, Verdict)>)>> {
-    let users: HashSet<i64> = candidates.iter().map(|c| c.2).collect();
-    let users: Vec<i64> = users.into_iter().collect();
-    let token_ids: Vec<i64> = candidates
-        .iter()
-        .filter_map(|c| match c.3 {
-            Credential::ApiToken { id } => Some(id),
-            Credential::Session { .. } => None,
-        })
-        .collect();
-    let distinct = |ids: HashSet<i64>| ids.into_iter().collect::<Vec<_>>();
-    let dataset_ids = distinct(events.iter().filter_map(|e| e.dataset_id).collect());
-    let organization_ids = distinct(events.iter().filter_map(|e| e.organization_id).collect());
+    let mut scratch = Known::default();
+    let known = match known {
+        Some(known) => {
+            if known.len() > KNOWN_AT_MOST {
+                known.clear();
+            }
+            known
+        }
+        None => &mut scratch,
+    };
+    let users = distinct(candidates.iter().map(|c| c.2));
+    let token_ids = distinct(candidates.iter().filter_map(|c| match c.3 {
+        Credential::ApiToken { id } => Some(id),
+        Credential::Session { .. } => None,
+    }));
+    let dataset_ids = distinct(events.iter().filter_map(|e| e.dataset_id));
     let backend = db.get_database_backend();
 
-    // Five independent reads, at once: on the feed's path from a commit to its subscribers,
-    // one round trip instead of five.
+    // What is not known yet, and the datasets concerned (always read: few, and only for
+    // events about datasets), all at once: on the feed's path from a commit to its
+    // subscribers, one round trip (none when everything is known and no event is about a
+    // dataset).
     use collaborator::Column as Collaborator;
-    use membership::Column as Member;
     use user_account::Column as Account;
-    // The credentials, as they stand now.
+    let unknown_users: Vec<i64> = users
+        .iter()
+        .copied()
+        .filter(|u| !known.sessions.contains_key(u))
+        .collect();
     let sessions = columns_among::<_, _, (i64, i64)>(
         db,
         user_account::Entity::find(),
         Account::AccountId,
-        &users,
+        &unknown_users,
         [Account::AccountId, Account::SessionGeneration],
     );
-    let tokens = rows_among(
+    let unknown_tokens: Vec<i64> = token_ids
+        .iter()
+        .copied()
+        .filter(|t| !known.tokens.contains_key(t))
+        .collect();
+    let tokens = columns_among::<
+        _,
+        _,
+        (
+            i64,
+            Option<i64>,
+            chrono::DateTime<Utc>,
+            Option<chrono::DateTime<Utc>>,
+        ),
+    >(
         db,
         api_token::Entity::find(),
         api_token::Column::Id,
-        &token_ids,
-        |t| t.id,
+        &unknown_tokens,
+        [
+            api_token::Column::Id,
+            api_token::Column::OrganizationId,
+            api_token::Column::ExpiresAt,
+            api_token::Column::RevokedAt,
+        ],
     );
-    // The datasets concerned.
     let datasets = rows_among(
         db,
         dataset::Entity::find(),
         dataset::Column::Id,
         &dataset_ids,
         |d| d.id,
-    );
-    // The memberships concerned: of the events' organizations, the datasets' owners and the
-    // organizations tokens are restricted to.
-    let mut concerned =
-        Condition::any().add(among(backend, Member::OrganizationId, &organization_ids));
-    if !dataset_ids.is_empty() {
-        let owners = values_among(
-            backend,
-            dataset::Column::OwnerId,
-            dataset::Column::Id,
-            &dataset_ids,
-        );
-        concerned = concerned.add(Member::OrganizationId.in_subquery(owners));
-    }
-    if !token_ids.is_empty() {
-        use api_token::Column as Token;
-        let restricted_to = values_among(backend, Token::OrganizationId, Token::Id, &token_ids);
-        concerned = concerned.add(Member::OrganizationId.in_subquery(restricted_to));
-    }
-    let memberships = columns_among::<_, _, (i64, i64, OrganizationRole)>(
-        db,
-        membership::Entity::find().filter(concerned),
-        Member::UserId,
-        &users,
-        [Member::OrganizationId, Member::UserId, Member::Role],
     );
     // (None to read when no event is about a dataset.)
     let collaborator_users: &[i64] = if dataset_ids.is_empty() { &[] } else { &users };
@@ -218,13 +342,65 @@ pub(crate) async fn decide(
             Collaborator::Role,
         ],
     );
-    let (sessions, tokens, datasets, memberships, collaborators) =
-        tokio::try_join!(sessions, tokens, datasets, memberships, collaborators)?;
-    let sessions: HashMap<i64, i64> = sessions.into_iter().collect();
-    let roles: HashMap<(i64, i64), OrganizationRole> = memberships
-        .into_iter()
-        .map(|(organization, user, role)| ((organization, user), role))
+    // The roles known to be needed before anything is read: the organizations followed.
+    let mut pending = Known::default();
+    let followed = candidates
+        .iter()
+        .filter_map(|&(_, topic, user, _)| match topic {
+            Topic::Organization(organization) => Some((organization, user)),
+            _ => None,
+        });
+    let followed: Vec<(i64, i64)> = followed
+        .filter(|pair| !known.roles.contains_key(pair))
         .collect();
+    let roles = pending.read_roles(db, followed);
+    let (sessions, tokens, datasets, collaborators, ()) =
+        tokio::try_join!(sessions, tokens, datasets, collaborators, roles)?;
+    for user in unknown_users {
+        known.sessions.insert(user, None);
+    }
+    known.sessions.extend(
+        sessions
+            .into_iter()
+            .map(|(user, generation)| (user, Some(generation))),
+    );
+    for token in unknown_tokens {
+        known.tokens.insert(token, None);
+    }
+    known.tokens.extend(
+        tokens
+            .into_iter()
+            .map(|(id, organization_id, expires_at, revoked_at)| {
+                (
+                    id,
+                    Some(TokenFacts {
+                        organization_id,
+                        expires_at,
+                        revoked: revoked_at.is_some(),
+                    }),
+                )
+            }),
+    );
+    known.roles.extend(pending.roles);
+    // Then the roles that depend on what was just read: in the organizations API tokens are
+    // restricted to, and in the datasets' owners.
+    let mut more = Vec::new();
+    for &(_, topic, user, credential) in candidates {
+        if let Credential::ApiToken { id } = credential
+            && let Some(Some(TokenFacts {
+                organization_id: Some(organization),
+                ..
+            })) = known.tokens.get(&id)
+        {
+            more.push((*organization, user));
+        }
+        for event in events.iter().filter(|e| concerns(topic, user, e)) {
+            if let Some(row) = event.dataset_id.and_then(|d| datasets.get(&d)) {
+                more.push((row.owner_id, user));
+            }
+        }
+    }
+    known.read_roles(db, more).await?;
     let collaborators: HashMap<(i64, i64), DatasetRole> = collaborators
         .into_iter()
         .map(|(dataset, user, role)| ((dataset, user), role))
@@ -236,13 +412,15 @@ pub(crate) async fn decide(
         // The organization an API token is restricted to (its user acts as anonymous
         // outside it).
         let (valid, restricted_to) = match credential {
-            Credential::Session { generation } => (sessions.get(&user) == Some(&generation), None),
-            Credential::ApiToken { id } => match tokens.get(&id) {
+            Credential::Session { generation } => {
+                (known.sessions.get(&user) == Some(&Some(generation)), None)
+            }
+            Credential::ApiToken { id } => match known.tokens.get(&id).copied().flatten() {
                 Some(t) => (
-                    t.revoked_at.is_none()
+                    !t.revoked
                         && t.expires_at > now
                         && t.organization_id
-                            .is_none_or(|o| roles.contains_key(&(o, user))),
+                            .is_none_or(|o| known.role(o, user).is_some()),
                     t.organization_id,
                 ),
                 None => (false, None),
@@ -250,7 +428,7 @@ pub(crate) async fn decide(
         };
         let role_in = |organization: i64| {
             if reaches(restricted_to, organization) {
-                roles.get(&(organization, user)).copied()
+                known.role(organization, user)
             } else {
                 None
             }
@@ -323,4 +501,37 @@ pub(crate) async fn decide(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_parse_from_notifications() {
+        assert_eq!(Changed::parse("m:12:34"), Some(Changed::Member(12, 34)));
+        assert_eq!(Changed::parse("u:7"), Some(Changed::Account(7)));
+        assert_eq!(Changed::parse("t:9"), Some(Changed::Token(9)));
+        for bad in ["", "m:12", "m:12:34:5", "u:x", "x:1", "t:1:2", "u:"] {
+            assert_eq!(Changed::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn forgetting_drops_only_what_changed() {
+        let mut known = Known::default();
+        known.sessions.insert(1, Some(0));
+        known.sessions.insert(2, Some(3));
+        known.roles.insert((10, 1), Some(OrganizationRole::Member));
+        known.roles.insert((10, 2), None);
+        known.tokens.insert(5, None);
+        known.forget(Changed::Member(10, 2));
+        known.forget(Changed::Account(1));
+        known.forget(Changed::Token(5));
+        assert_eq!(known.sessions.keys().collect::<Vec<_>>(), [&2]);
+        assert_eq!(known.roles.keys().collect::<Vec<_>>(), [&(10, 1)]);
+        assert!(known.tokens.is_empty());
+        known.clear();
+        assert_eq!(known.len(), 0);
+    }
 }

@@ -12,10 +12,16 @@ use sea_orm::{
 use entity::audit_event;
 
 use super::Hub;
+use super::access::{Changed, Known};
 
 /// The channel the `audit_event` trigger notifies on PostgreSQL (see the migration
 /// `m20261208_000001_audit_notify`).
 const CHANNEL: &str = "orgql_audit";
+
+/// The channel that changes to credentials and memberships notify on PostgreSQL (see the
+/// migration `m20261209_000001_access_notify`); one connection listens to both, so their
+/// notifications arrive in commit order.
+const ACCESS_CHANNEL: &str = "orgql_access";
 
 /// How often SQLite's table is read for new events.
 const POLL_EVERY: Duration = Duration::from_millis(20);
@@ -103,7 +109,7 @@ async fn poll(hub: Weak<Hub>) {
         match read(&db, cursor, None).await {
             Ok(events) if !events.is_empty() => {
                 cursor = events.last().map(|e| e.id).unwrap_or(cursor);
-                hub.deliver(events).await;
+                hub.deliver(events, None).await;
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "live updates: reading events failed; retrying"),
@@ -149,7 +155,7 @@ async fn listen(hub: Weak<Hub>) {
     };
     let mut listener = loop {
         match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(CHANNEL).await {
+            Ok(mut listener) => match listener.listen_all([CHANNEL, ACCESS_CHANNEL]).await {
                 Ok(()) => break listener,
                 Err(error) => tracing::warn!(%error, "live updates: LISTEN failed; retrying"),
             },
@@ -166,6 +172,13 @@ async fn listen(hub: Weak<Hub>) {
     let _listening = AbortOnDrop(tokio::spawn(async move {
         loop {
             let signal = match listener.try_recv().await {
+                Ok(Some(notification)) if notification.channel() == ACCESS_CHANNEL => {
+                    match Changed::parse(notification.payload()) {
+                        Some(changed) => Signal::Changed(changed),
+                        // Not understood: forget everything rather than keep something stale.
+                        None => Signal::Lost,
+                    }
+                }
                 Ok(Some(notification)) => {
                     let Some(range) = notification
                         .payload()
@@ -193,6 +206,10 @@ async fn listen(hub: Weak<Hub>) {
     // Anything committed between reading `start` and listening; after a lost connection, the
     // table is read again for a few seconds, until the listener surely listens again.
     let mut rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
+    // What access depends on, kept while every change to it is heard: from the start (the
+    // listener listens already), not after a lost connection until it surely listens again.
+    let mut known = Known::default();
+    let mut unheard_until: Option<tokio::time::Instant> = None;
     loop {
         if hub.strong_count() == 0 {
             return;
@@ -208,26 +225,34 @@ async fn listen(hub: Weak<Hub>) {
             Duration::from_secs(5)
         };
         let mut committed: Option<(i64, i64)> = None;
-        let mut absorb =
-            |signal: Signal, rescan_until: &mut Option<tokio::time::Instant>| match signal {
-                Signal::Committed((low, high)) => {
-                    committed = Some(match committed {
-                        Some((l, h)) => (l.min(low), h.max(high)),
-                        None => (low, high),
-                    });
-                }
-                Signal::Lost => {
-                    tracing::info!("live updates: the LISTEN connection was lost; catching up");
-                    *rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
-                }
-            };
+        // Changes to access are forgotten before the events are decided: all of them,
+        // including those that committed after some of these events, which is stricter
+        // than their commit order asks.
+        let mut absorb = |signal: Signal,
+                          rescan_until: &mut Option<tokio::time::Instant>,
+                          unheard_until: &mut Option<tokio::time::Instant>,
+                          known: &mut Known| match signal {
+            Signal::Committed((low, high)) => {
+                committed = Some(match committed {
+                    Some((l, h)) => (l.min(low), h.max(high)),
+                    None => (low, high),
+                });
+            }
+            Signal::Changed(changed) => known.forget(changed),
+            Signal::Lost => {
+                tracing::info!("live updates: the LISTEN connection was lost; catching up");
+                *rescan_until = Some(tokio::time::Instant::now() + RESCAN_FOR);
+                *unheard_until = *rescan_until;
+                known.clear();
+            }
+        };
         match tokio::time::timeout(wait, signals.recv()).await {
             Err(_) => {}
             Ok(None) => return,
             Ok(Some(signal)) => {
-                absorb(signal, &mut rescan_until);
+                absorb(signal, &mut rescan_until, &mut unheard_until, &mut known);
                 while let Ok(signal) = signals.try_recv() {
-                    absorb(signal, &mut rescan_until);
+                    absorb(signal, &mut rescan_until, &mut unheard_until, &mut known);
                 }
             }
         }
@@ -245,7 +270,13 @@ async fn listen(hub: Weak<Hub>) {
                 if let Some(hub) = hub.upgrade()
                     && !fresh.is_empty()
                 {
-                    hub.deliver(fresh).await;
+                    // Until the listener surely listens again, changes may go unheard:
+                    // nothing is kept.
+                    if unheard_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+                        unheard_until = None;
+                    }
+                    let keep = unheard_until.is_none().then_some(&mut known);
+                    hub.deliver(fresh, keep).await;
                 }
             }
             Err(error) => {
@@ -260,6 +291,8 @@ async fn listen(hub: Weak<Hub>) {
 enum Signal {
     /// A transaction committed the events with ids in this range (bounds included).
     Committed((i64, i64)),
+    /// A transaction changed what access depends on.
+    Changed(Changed),
     /// The connection was lost (and is being re-established).
     Lost,
 }

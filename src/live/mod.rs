@@ -95,6 +95,9 @@ pub struct Hub {
     db: DatabaseConnection,
     limits: Limits,
     entries: Mutex<HashMap<u64, Entry>>,
+    /// The operations rendered for all, each once (with how many entries hold it): the
+    /// entries of one operation share its key, which the hub then compares by address.
+    operations: Mutex<HashMap<Arc<fanout::Key>, usize>>,
     next: std::sync::atomic::AtomicU64,
     feed: std::sync::OnceLock<()>,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
@@ -113,6 +116,7 @@ impl Hub {
             db,
             limits,
             entries: Mutex::default(),
+            operations: Mutex::default(),
             next: Default::default(),
             feed: std::sync::OnceLock::new(),
             metrics,
@@ -125,6 +129,7 @@ impl Hub {
     pub fn close(&self) {
         self.closed.send_replace(true);
         self.entries().clear();
+        self.operations().clear();
     }
 
     /// Whether [`Hub::close`] was called, for the feed.
@@ -139,6 +144,37 @@ impl Hub {
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn operations(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<fanout::Key>, usize>> {
+        self.operations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shared key equal to `key`, held once more.
+    fn hold(&self, key: &Arc<fanout::Key>) -> Arc<fanout::Key> {
+        let mut operations = self.operations();
+        match operations.get_key_value(key) {
+            Some((shared, _)) => {
+                let shared = shared.clone();
+                *operations.get_mut(&shared).expect("just found") += 1;
+                shared
+            }
+            None => {
+                operations.insert(key.clone(), 1);
+                key.clone()
+            }
+        }
+    }
+
+    /// Holds `key` once less (forgets it when nothing holds it).
+    fn release(&self, key: &Arc<fanout::Key>) {
+        let mut operations = self.operations();
+        if let Some(held) = operations.get_mut(key) {
+            *held -= 1;
+            if *held == 0 {
+                operations.remove(key);
+            }
+        }
     }
 
     /// How many subscriptions are live on this instance.
@@ -182,7 +218,7 @@ impl Hub {
                     user,
                     credential,
                     sender,
-                    render: fanout.map(|f| f.key.clone()),
+                    render: fanout.map(|f| self.hold(&f.key)),
                 },
             );
             if let Some(metrics) = &self.metrics {
@@ -225,20 +261,31 @@ impl Hub {
 
     fn unregister(&self, id: u64) {
         let mut entries = self.entries();
-        entries.remove(&id);
+        if let Some(Entry {
+            render: Some(key), ..
+        }) = entries.remove(&id)
+        {
+            self.release(&key);
+        }
         if let Some(metrics) = &self.metrics {
             metrics.subscriptions().set(entries.len() as i64);
         }
     }
 
-    /// Hands `events` (committed, in commit order) to the subscriptions that may see them.
-    pub(crate) async fn deliver(&self, events: Vec<audit_event::Model>) {
+    /// Hands `events` (committed, in commit order) to the subscriptions that may see them;
+    /// `known`: what access depends on, as far as the feed keeps it (see [`access::Known`]).
+    pub(crate) async fn deliver(
+        &self,
+        events: Vec<audit_event::Model>,
+        mut known: Option<&mut access::Known>,
+    ) {
         // The candidates: every subscription following something an event concerns.
         // The operations rendered for all among the candidates (each distinct one once), and
         // each such candidate's.
         let mut operations: Vec<Arc<fanout::Key>> = Vec::new();
         let mut operation_of: HashMap<u64, usize> = HashMap::new();
-        let mut distinct: HashMap<Arc<fanout::Key>, usize> = HashMap::new();
+        // (By address: the entries of one operation share its key.)
+        let mut distinct: HashMap<usize, usize> = HashMap::new();
         let candidates: Vec<(u64, Topic, i64, Credential)> = {
             let entries = self.entries();
             entries
@@ -246,10 +293,13 @@ impl Hub {
                 .filter(|(_, e)| events.iter().any(|ev| concerns(e.topic, e.user, ev)))
                 .map(|(id, e)| {
                     if let Some(key) = &e.render {
-                        let index = *distinct.entry(key.clone()).or_insert_with(|| {
-                            operations.push(key.clone());
-                            operations.len() - 1
-                        });
+                        let index =
+                            *distinct
+                                .entry(Arc::as_ptr(key) as usize)
+                                .or_insert_with(|| {
+                                    operations.push(key.clone());
+                                    operations.len() - 1
+                                });
                         operation_of.insert(*id, index);
                     }
                     (*id, e.topic, e.user, e.credential)
@@ -264,13 +314,14 @@ impl Hub {
         let age = events
             .first()
             .map(|e| (chrono::Utc::now() - e.created_at).num_milliseconds());
-        let decisions = match access::decide(&self.db, &candidates, &events).await {
+        let decision = access::decide(&self.db, &candidates, &events, known.as_deref_mut()).await;
+        let decisions = match decision {
             Ok(decisions) => decisions,
             Err(error) => {
                 // The database is away: the feed reads these events again once it is back.
                 tracing::warn!(%error, "live updates: could not check access; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                return Box::pin(self.deliver(events)).await;
+                return Box::pin(self.deliver(events, known)).await;
             }
         };
         let decided = started.elapsed();

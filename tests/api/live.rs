@@ -3,7 +3,8 @@
 //! at subscribe time and for every event (a removed member's subscription ends with
 //! `FORBIDDEN`); the transports' limits. On two instances sharing PostgreSQL: events of
 //! mutations sent to one reach subscribers of the other, also across a lost `LISTEN`
-//! connection; a revoked token or `signOutEverywhere` ends a subscription.
+//! connection; a revoked token, `signOutEverywhere` or a removal sent to one ends a
+//! subscription on the other.
 
 use std::time::Duration;
 
@@ -508,8 +509,7 @@ async fn subscribing_is_checked_and_limited(backend: Backend) {
 }
 
 /// Two instances on one PostgreSQL: subscribers on A receive, in order and once, the events
-/// of mutations sent to B, also while A's `LISTEN` connection is killed; a revoked API
-/// token's and a signed-out session's subscriptions end with `FORBIDDEN`.
+/// of mutations sent to B, also while A's `LISTEN` connection is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_events_through_postgres() {
     let Some(backend) = Backend::postgres() else {
@@ -523,7 +523,7 @@ async fn two_instances_share_events_through_postgres() {
     let b = ServerProcess::start(&db.url).await;
     let (on_a, on_b) = (a.client(), b.client());
     let ada = on_b.sign_up("ada").await;
-    let mo = on_b.sign_up("mo").await;
+    on_b.sign_up("mo").await;
     on_b.create_org(&ada, "shared").await;
     on_b.add_member(&ada, "shared", "mo", "MEMBER", Value::Null)
         .await;
@@ -579,61 +579,127 @@ async fn two_instances_share_events_through_postgres() {
     }
     assert_eq!(got, want, "the same over SSE");
 
-    // A subscription opened with an API token ends once the token is revoked; one opened
-    // with a sign-in token ends after signOutEverywhere.
-    let created = on_b
+    admin_db.close().await.ok();
+}
+
+/// Two instances on one PostgreSQL: what A keeps between events about its subscribers'
+/// credentials and memberships (`live::access::Known`) is forgotten when B changes it. Each
+/// subscription on A first receives an event (so that A knows its credential and role);
+/// then a revoked API token, `signOutEverywhere` and a removal, each sent to B, end the
+/// subscription concerned with `FORBIDDEN` at the next event, and only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_changed_on_another_instance_ends_subscriptions() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!(
+            "skipped: TEST_DATABASE_URL is not set, so access_changed_on_another_instance_ends_subscriptions did not run (PostgreSQL only)"
+        );
+        return;
+    };
+    let db = TestDatabase::create(&backend).await;
+    let a = ServerProcess::start(&db.url).await;
+    let b = ServerProcess::start(&db.url).await;
+    let (on_a, on_b) = (a.client(), b.client());
+    let ada = on_b.sign_up("ada").await;
+    let mo = on_b.sign_up("mo").await;
+    let al = on_b.sign_up("al").await;
+    on_b.sign_up("cy").await;
+    on_b.create_org(&ada, "shared").await;
+    for member in ["mo", "al", "cy"] {
+        on_b.add_member(&ada, "shared", member, "MEMBER", Value::Null)
+            .await;
+    }
+    let api_token = on_b
         .gql(
             Some(&mo),
             "mutation { createApiToken(input: { name: \"live\", scopes: [READ] }) { token apiToken { id } } }",
             json!({}),
         )
         .await;
-    let api_token = created
+    let token_id = api_token.data("/createApiToken/apiToken/id").clone();
+    let api_token = api_token
         .data("/createApiToken/token")
         .as_str()
         .unwrap()
         .to_owned();
-    let token_id = created
-        .data("/createApiToken/apiToken/id")
-        .as_str()
-        .unwrap()
-        .to_owned();
     let mut by_token = Ws::connect(&on_a.address, Some(&api_token)).await;
-    by_token
-        .subscribe("t", ORG_EVENTS, json!({ "o": "shared" }))
-        .await;
     let mut by_session = Ws::connect(&on_a.address, Some(&mo)).await;
-    by_session
-        .subscribe("s", ORG_EVENTS, json!({ "o": "shared" }))
-        .await;
+    let mut removed = Ws::connect(&on_a.address, Some(&al)).await;
+    let mut admin = Ws::connect(&on_a.address, Some(&ada)).await;
+    // Operations rendered once for all and resolved for each subscriber, alike.
+    for (ws, id, query) in [
+        (&mut by_token, "t", ORG_EVENTS_SHARED),
+        (&mut by_session, "s", ORG_EVENTS),
+        (&mut removed, "r", ORG_EVENTS_SHARED),
+        (&mut admin, "a", ORG_EVENTS),
+    ] {
+        ws.subscribe(id, query, json!({ "o": "shared" })).await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // cy's role changes, sent to B, are what the subscriptions on A follow.
+    let mut changes = ["ADMIN", "MEMBER"].into_iter().cycle();
+    let mut change = async || {
+        let role = changes.next().unwrap();
+        on_b.update_member(&ada, "shared", "cy", role).await;
+        format!("MEMBER_UPDATED cy {role}")
+    };
+    let forbidden =
+        |ended: &Value| ended["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN";
+
+    let first = change().await;
+    for ws in [&mut by_token, &mut by_session, &mut removed, &mut admin] {
+        assert_eq!(summary(&ws.next().await, "organizationEvents"), first);
+    }
+
     on_b.gql(
         Some(&mo),
         "mutation($id: ID!) { revokeApiToken(input: { id: $id }) { revokedApiTokenId } }",
         json!({ "id": token_id }),
     )
-    .await;
-    on_b.update_member(&ada, "shared", "mo", "ADMIN").await;
+    .await
+    .data("/revokeApiToken/revokedApiTokenId");
+    let second = change().await;
     let ended = by_token.next().await;
-    assert_eq!(
-        ended["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{ended}"
+    assert!(
+        forbidden(&ended),
+        "the revoked token's subscription ends: {ended}"
     );
-    assert_eq!(
-        summary(&by_session.next().await, "organizationEvents"),
-        "MEMBER_UPDATED mo ADMIN"
-    );
+    assert_eq!(by_token.next().await["type"], "complete");
+    for ws in [&mut by_session, &mut removed, &mut admin] {
+        assert_eq!(summary(&ws.next().await, "organizationEvents"), second);
+    }
+
     on_b.gql(
         Some(&mo),
         "mutation { signOutEverywhere(input: {}) { user { username } } }",
         json!({}),
     )
-    .await;
-    on_b.update_member(&ada, "shared", "mo", "MEMBER").await;
+    .await
+    .data("/signOutEverywhere/user/username");
+    let third = change().await;
     let ended = by_session.next().await;
-    assert_eq!(
-        ended["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{ended}"
+    assert!(
+        forbidden(&ended),
+        "the signed-out session's subscription ends: {ended}"
     );
-    admin_db.close().await.ok();
+    assert_eq!(by_session.next().await["type"], "complete");
+    for ws in [&mut removed, &mut admin] {
+        assert_eq!(summary(&ws.next().await, "organizationEvents"), third);
+    }
+
+    on_b.remove_member(&ada, "shared", "al").await;
+    // The removal is itself an event of the organization: the removed member's subscription
+    // ends at it; the admin receives it.
+    let ended = removed.next().await;
+    assert!(
+        forbidden(&ended),
+        "the removed member's subscription ends: {ended}"
+    );
+    assert_eq!(removed.next().await["type"], "complete");
+    let removal = summary(&admin.next().await, "organizationEvents");
+    assert!(removal.starts_with("MEMBER_REMOVED al"), "{removal}");
+    let fourth = change().await;
+    assert_eq!(summary(&admin.next().await, "organizationEvents"), fourth);
+    for ws in [&mut by_token, &mut by_session, &mut removed] {
+        ws.quiet(Duration::from_millis(300)).await;
+    }
 }
