@@ -260,11 +260,11 @@ async fn every_invitation_path(backend: Backend) {
     assert_eq!(by_state.data("/organization/accepted/totalCount"), 1);
 
     // An invitation is the organization's: its inviter losing the admin role leaves it good.
-    app.gql(Some(&ann), r#"mutation { updateMember(input: { organization: "acme", username: "bob", role: ADMIN }) { member { role } } }"#, json!({}))
+    app.update_member(&ann, "acme", "bob", "ADMIN")
         .await
         .data("/updateMember/member/role");
     let from_bob = invited(&app, &bob, "acme", "eve").await;
-    app.gql(Some(&ann), r#"mutation { updateMember(input: { organization: "acme", username: "bob", role: MEMBER }) { member { role } } }"#, json!({}))
+    app.update_member(&ann, "acme", "bob", "MEMBER")
         .await
         .data("/updateMember/member/role");
     answer(&app, &eve, "accept", &from_bob)

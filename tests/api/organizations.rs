@@ -174,9 +174,7 @@ async fn the_organization_table_cell_by_cell(backend: Backend) {
         reply.data("/updateMember/member/defaultDatasetRole"),
         "VIEWER"
     );
-    let reply = app
-        .gql(Some(&admin), "mutation { removeMember(input: { organization: \"acme\", username: \"target\" }) { organization { username } } }", json!({}))
-        .await;
+    let reply = app.remove_member(&admin, "acme", "target").await;
     assert_eq!(reply.data("/removeMember/organization/username"), "acme");
     let reply = app
         .gql(Some(&admin), "mutation { updateOrganization(input: { organization: \"acme\", displayName: \"Acme Corp\" }) { organization { displayName } } }", json!({}))
@@ -462,7 +460,7 @@ async fn mutual_demotion_races_always_leave_one_admin(backend: Backend) {
         // Promote the demoted one back, as the survivor.
         let survivor = if admins[0] == "a1" { &a1 } else { &a2 };
         let other = if admins[0] == "a1" { "a2" } else { "a1" };
-        app.gql(Some(survivor), &format!("mutation {{ updateMember(input: {{ organization: \"acme\", username: \"{other}\", role: ADMIN }}) {{ member {{ role }} }} }}"), json!({}))
+        app.update_member(survivor, "acme", other, "ADMIN")
             .await
             .data("/updateMember");
     }
@@ -607,7 +605,7 @@ async fn unknown_names_and_duplicates(backend: Backend) {
     }
     // A user that exists but is not a member.
     app.sign_up("carl").await;
-    app.gql(Some(&ada), "mutation { removeMember(input: { organization: \"acme\", username: \"carl\" }) { organization { id } } }", json!({}))
+    app.remove_member(&ada, "acme", "carl")
         .await
         .expect_code("NOT_FOUND");
     // A bad new organization name.
@@ -692,7 +690,7 @@ async fn two_server_processes_on_one_database_keep_an_admin(backend: Backend) {
         } else {
             (&a2, "a1")
         };
-        c1.gql(Some(survivor), &format!("mutation {{ updateMember(input: {{ organization: \"acme\", username: \"{other}\", role: ADMIN }}) {{ member {{ role }} }} }}"), json!({}))
+        c1.update_member(survivor, "acme", other, "ADMIN")
             .await
             .data("/updateMember");
     }

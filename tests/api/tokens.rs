@@ -503,13 +503,9 @@ async fn a_restricted_token_stops_when_its_user_leaves(backend: Backend) {
     )
     .await
     .data("/leaveOrganization/organization/username");
-    app.gql(
-        Some(&alice),
-        r#"mutation { removeMember(input: { organization: "acme", username: "carol" }) { organization { username } } }"#,
-        json!({}),
-    )
-    .await
-    .data("/removeMember/organization/username");
+    app.remove_member(&alice, "acme", "carol")
+        .await
+        .data("/removeMember/organization/username");
     assert_refused(&app, &bobs).await;
     assert_refused(&app, &carols).await;
     // Her unrestricted token and her sign-in go on.
@@ -892,13 +888,9 @@ async fn deleting_an_account(backend: Backend) {
     assert_eq!(viewer(&app, &alice).await.data("/viewer/username"), "alice");
     assert_eq!(dataset_names(&app, None, "alice").await, ["mine"]);
 
-    app.gql(
-        Some(&alice),
-        r#"mutation { updateMember(input: { organization: "acme", username: "bob", role: ADMIN }) { member { role } } }"#,
-        json!({}),
-    )
-    .await
-    .data("/updateMember/member/role");
+    app.update_member(&alice, "acme", "bob", "ADMIN")
+        .await
+        .data("/updateMember/member/role");
     let id = app
         .gql(Some(&alice), "{ viewer { id } }", json!({}))
         .await
