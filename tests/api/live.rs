@@ -508,19 +508,27 @@ async fn subscribing_is_checked_and_limited(backend: Backend) {
     app.stop().await;
 }
 
-/// Two instances on one PostgreSQL: subscribers on A receive, in order and once, the events
-/// of mutations sent to B, also while A's `LISTEN` connection is killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_events_through_postgres() {
+/// Two instances on one fresh PostgreSQL database (the database first: it outlives them);
+/// `None`, saying that `test` was skipped, when `TEST_DATABASE_URL` is not set.
+async fn two_instances(test: &str) -> Option<(TestDatabase, ServerProcess, ServerProcess)> {
     let Some(backend) = Backend::postgres() else {
-        eprintln!(
-            "skipped: TEST_DATABASE_URL is not set, so two_instances_share_events_through_postgres did not run (PostgreSQL only)"
-        );
-        return;
+        eprintln!("skipped: TEST_DATABASE_URL is not set, so {test} did not run (PostgreSQL only)");
+        return None;
     };
     let db = TestDatabase::create(&backend).await;
     let a = ServerProcess::start(&db.url).await;
     let b = ServerProcess::start(&db.url).await;
+    Some((db, a, b))
+}
+
+/// Two instances on one PostgreSQL: subscribers on A receive, in order and once, the events
+/// of mutations sent to B, also while A's `LISTEN` connection is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_events_through_postgres() {
+    let Some((db, a, b)) = two_instances("two_instances_share_events_through_postgres").await
+    else {
+        return;
+    };
     let (on_a, on_b) = (a.client(), b.client());
     let ada = on_b.sign_up("ada").await;
     on_b.sign_up("mo").await;
@@ -589,15 +597,11 @@ async fn two_instances_share_events_through_postgres() {
 /// subscription concerned with `FORBIDDEN` at the next event, and only that one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_changed_on_another_instance_ends_subscriptions() {
-    let Some(backend) = Backend::postgres() else {
-        eprintln!(
-            "skipped: TEST_DATABASE_URL is not set, so access_changed_on_another_instance_ends_subscriptions did not run (PostgreSQL only)"
-        );
+    let Some((_db, a, b)) =
+        two_instances("access_changed_on_another_instance_ends_subscriptions").await
+    else {
         return;
     };
-    let db = TestDatabase::create(&backend).await;
-    let a = ServerProcess::start(&db.url).await;
-    let b = ServerProcess::start(&db.url).await;
     let (on_a, on_b) = (a.client(), b.client());
     let ada = on_b.sign_up("ada").await;
     let mo = on_b.sign_up("mo").await;
