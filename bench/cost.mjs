@@ -17,17 +17,11 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import http from "node:http";
 import { SHAPE, PASSWORD } from "./seed/shape.mjs";
+import { WORK, env, PG, ORGQL_BIN as BIN, JWT_SECRET, logger, sleep } from "./lib.mjs";
 
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH, "..");
-const WORK = join(BENCH, ".work");
-const env = process.env;
-const BIN = env.ORGQL_BIN || join(ROOT, "target/release/orgql");
-const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const DB = env.BENCH_DB || "orgql_bench";
 const WARMUP = Number(env.BENCH_WARMUP_REQUESTS || 20);
 const REQUESTS = Number(env.BENCH_REQUESTS || 200);
@@ -35,7 +29,6 @@ const requestsOf = (workload) => (workload === "nested" ? Math.max(1, Math.round
 const WORKLOADS = (env.BENCH_WORKLOADS || "nested,viewer,members").split(",");
 const DBS = (env.BENCH_COST_DBS || "sqlite,pg").split(",");
 const PORT = 18190;
-const JWT_SECRET = "orgql-bench-secret-not-for-production-0123456789";
 const OTLP_PORT = 4319;
 const VARIANTS = [
   { label: "both off", flags: ["--disable-metrics"], env: {} },
@@ -53,8 +46,7 @@ const DATABASES = {
   sqlite: { name: "SQLite", url: `sqlite://${join(WORK, "orgql-bench.sqlite")}?mode=rw` },
   pg: { name: "PostgreSQL", url: `${PG}/${DB}?sslmode=disable` },
 };
-const log = (...a) => console.error(`[cost ${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = logger("cost");
 
 // The request bodies bench/run.sh wrote.
 function body(workload) {

@@ -23,34 +23,19 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
+import { PASSWORD } from "./seed/shape.mjs";
+import { BENCH, ROOT, WORK, env, PG, ORGQL_BIN, JWT_SECRET, logger, sleep, run, psql } from "./lib.mjs";
 
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH, "..");
-const WORK = join(BENCH, ".work");
-mkdirSync(WORK, { recursive: true });
-const env = process.env;
 const DURATION = Number(env.BENCH_DURATION || 10);
 const WARMUP = Number(env.BENCH_WARMUP || 5);
 const ROUNDS = Math.max(1, Number(env.BENCH_ROUNDS || 3));
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS || 32);
 const MEMBERS = Number(env.BENCH_MEMBERS || 100);
-const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const ONLY = new Set((env.BENCH_ONLY || "orgql-pg,orgql-sqlite").split(","));
 const PORT = 18190;
-const PASSWORD = "bench-password-1";
-const JWT_SECRET = "orgql-bench-secret-not-for-production-0123456789";
-const ORGQL_BIN = env.ORGQL_BIN || join(env.CARGO_TARGET_DIR || join(ROOT, "target"), "release", "orgql");
 
-const log = (...a) => console.error(`[mutations ${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-const psql = (db, sql) => run("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", `${PG}/${db}`, "-c", sql]).trim();
+const log = logger("mutations");
 
 const VARIANTS = (env.BENCH_ORGQL ? JSON.parse(env.BENCH_ORGQL) : [{ label: "orgql" }]).map((v, i) => ({
   label: String(v.label),
@@ -82,7 +67,7 @@ async function post(url, body, token) {
 }
 async function gql(url, query, variables, token) {
   const r = await post(url, { query, variables }, token);
-  if (r.errors) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(r.errors)}`);
+  if (r.errors || !r.data) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(r.errors ?? r)}`);
   return r.data;
 }
 
@@ -97,9 +82,9 @@ async function start(t, extra = []) {
   const url = `http://127.0.0.1:${PORT}/graphql`;
   for (let i = 0; i < 600; i++) {
     if (exited) throw new Error(`${t.v.label} (${t.engine}) exited at start (${JSON.stringify(exited)}); see ${logFile}`);
+    // (While it migrates, orgql answers with its status, not with data.)
     try {
-      await post(url, { query: "{ __typename }" });
-      return { proc, url, exited: () => exited, logFile };
+      if ((await post(url, { query: "{ __typename }" })).data) return { proc, url, exited: () => exited, logFile };
     } catch {}
     await sleep(200);
   }

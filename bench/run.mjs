@@ -23,24 +23,17 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import os from "node:os";
 import { QUERIES, nestedShape, membersShape, keyCursor } from "./queries.mjs";
 import { SHAPE, PASSWORD } from "./seed/shape.mjs";
+import { BENCH, ROOT, WORK, env, PG, ORGQL_BIN, JWT_SECRET, logger, sleep, run, psql } from "./lib.mjs";
 
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH, "..");
-const WORK = join(BENCH, ".work");
-mkdirSync(WORK, { recursive: true });
-
-const env = process.env;
 const DURATION = Number(env.BENCH_DURATION || 10);
 const WARMUP = Number(env.BENCH_WARMUP || 5);
 const ROUNDS = Math.max(1, Number(env.BENCH_ROUNDS || 3));
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS || 32);
 const THREADS = Number(env.BENCH_THREADS || 2);
-const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const DB = env.BENCH_DB || "orgql_bench";
 const PG_URL = `${PG}/${DB}`;
 // The Node servers' `pg` connects without TLS; sqlx's default (`sslmode=prefer`) uses TLS
@@ -49,8 +42,6 @@ const PG_URL = `${PG}/${DB}`;
 const ORGQL_PG_URL = `${PG_URL}?sslmode=disable`;
 const SQLITE_FILE = join(WORK, "orgql-bench.sqlite");
 const SQLITE_URL = `sqlite://${SQLITE_FILE}?mode=rwc`;
-const ORGQL_BIN = env.ORGQL_BIN || join(env.CARGO_TARGET_DIR || join(ROOT, "target"), "release", "orgql");
-const JWT_SECRET = "orgql-bench-secret-not-for-production-0123456789";
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(",")) : null;
 const want = (k) => !ONLY || ONLY.has(k);
 // orgql's defaults, except logging (one INFO line per request would be the only server here
@@ -118,15 +109,7 @@ for (const w of WORKLOADS) {
   if (!WORKLOAD_DEFS[w]) throw new Error(`BENCH_WORKLOADS: unknown workload "${w}" (known: ${Object.keys(WORKLOAD_DEFS).join(", ")})`);
 }
 
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-const psql = (db, sql) => run("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", `${PG}/${db}`, "-c", sql]).trim();
+const log = logger("bench");
 
 // ---------------------------------------------------------------------------- servers
 

@@ -14,12 +14,14 @@
 // process with npm `ws`, BENCH_WORKERS of them, default 4), BENCH_LIVE_LOG (the instances'
 // RUST_LOG, default `warn`; `warn,orgql::live=debug` logs each batch's timings).
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import WebSocket from "ws";
+import { PASSWORD } from "../seed/shape.mjs";
+import { WORK, env, PG, ORGQL_BIN as BIN, JWT_SECRET, logger, sleep, psql } from "../lib.mjs";
 
 // A worker thread: opens its share of the subscriptions and records each event's id,
 // `createdAt` and arrival; it reports when the main thread asks. (One thread could not read
@@ -78,27 +80,14 @@ if (!isMainThread) {
 }
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, "../..");
-const WORK = join(ROOT, "bench/.work");
-mkdirSync(WORK, { recursive: true });
-const env = process.env;
 const SUBSCRIBERS = Number(env.BENCH_SUBSCRIBERS || 1000);
 const RATE = Number(env.BENCH_RATE || 50);
 const SECONDS = Number(env.BENCH_SECONDS || 30);
-const PG = (env.BENCH_PG || "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const DB = "orgql_bench_live";
-const BIN = env.ORGQL_BIN || join(ROOT, "target/release/orgql");
 const SUBSCRIBERS_BIN = env.BENCH_SUBSCRIBERS_BIN || join(HERE, "subscribers/target/release/live-subscribers");
 const PORTS = [18200, 18201];
-const PASSWORD = "bench-password-1";
 const TARGETS = 50; // members whose role changes, in turn
-const log = (...a) => console.error(`[live ${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const psql = (db, sql) => {
-  const r = spawnSync("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", `${PG}/${db}`, "-c", sql], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return r.stdout.trim();
-};
+const log = logger("live");
 
 async function gql(port, query, variables, token) {
   const headers = { "content-type": "application/json" };
@@ -113,7 +102,7 @@ function startInstance(port) {
   const logFile = join(WORK, `live-${port}.log`);
   const proc = spawn(BIN, ["--database-url", `${PG}/${DB}?sslmode=disable`, "--listen", `127.0.0.1:${port}`,
     "--max-subscriptions-per-user", "10", "--sign-ups-per-address", "1000000", "--login-attempts-per-address", "1000000"], {
-    env: { ...env, JWT_SECRET: "orgql-bench-secret-not-for-production-0123456789", RUST_LOG: env.BENCH_LIVE_LOG || "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
+    env: { ...env, JWT_SECRET, RUST_LOG: env.BENCH_LIVE_LOG || "warn", ORGQL_SHUTDOWN_DRAIN_SECONDS: "0" },
     stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")],
   });
   return { port, proc, logFile };
