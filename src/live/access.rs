@@ -202,47 +202,52 @@ impl Known {
         self.sessions.len() + self.tokens.len() + self.roles.len()
     }
 
-    /// Reads the roles of `pairs` (organization, user) not known yet; `None` for those with
-    /// no membership.
-    async fn read_roles(
-        &mut self,
-        db: &DatabaseConnection,
-        pairs: impl IntoIterator<Item = (i64, i64)>,
-    ) -> ApiResult<()> {
-        let missing: HashSet<(i64, i64)> = pairs
+    /// Those of `pairs` (organization, user) whose role is not known yet.
+    fn unknown_roles(&self, pairs: impl IntoIterator<Item = (i64, i64)>) -> HashSet<(i64, i64)> {
+        pairs
             .into_iter()
             .filter(|pair| !self.roles.contains_key(pair))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let organizations = distinct(missing.iter().map(|p| p.0));
-        let users = distinct(missing.iter().map(|p| p.1));
-        use membership::Column as Member;
-        let found = columns_among::<_, _, (i64, i64, OrganizationRole)>(
-            db,
-            membership::Entity::find().filter(among(
-                db.get_database_backend(),
-                Member::OrganizationId,
-                &organizations,
-            )),
-            Member::UserId,
-            &users,
-            [Member::OrganizationId, Member::UserId, Member::Role],
-        )
-        .await?;
-        for pair in missing {
-            self.roles.insert(pair, None);
-        }
-        for (organization, user, role) in found {
-            self.roles.insert((organization, user), Some(role));
-        }
-        Ok(())
+            .collect()
     }
 
     fn role(&self, organization: i64, user: i64) -> Option<OrganizationRole> {
         self.roles.get(&(organization, user)).copied().flatten()
     }
+}
+
+/// The roles of `missing` (organization, user): `None` for those with no membership; no
+/// statement for none.
+async fn read_roles(
+    db: &DatabaseConnection,
+    missing: HashSet<(i64, i64)>,
+) -> ApiResult<Vec<((i64, i64), Option<OrganizationRole>)>> {
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let organizations = distinct(missing.iter().map(|p| p.0));
+    let users = distinct(missing.iter().map(|p| p.1));
+    use membership::Column as Member;
+    let found = columns_among::<_, _, (i64, i64, OrganizationRole)>(
+        db,
+        membership::Entity::find().filter(among(
+            db.get_database_backend(),
+            Member::OrganizationId,
+            &organizations,
+        )),
+        Member::UserId,
+        &users,
+        [Member::OrganizationId, Member::UserId, Member::Role],
+    )
+    .await?;
+    // (A membership found is a pair asked for, or of their organizations and users: true too.)
+    let found = found
+        .into_iter()
+        .map(|(organization, user, role)| ((organization, user), Some(role)));
+    Ok(missing
+        .into_iter()
+        .map(|pair| (pair, None))
+        .chain(found)
+        .collect())
 }
 
 /// The distinct ids of `ids`.
@@ -343,18 +348,17 @@ pub(crate) async fn decide(
         ],
     );
     // The roles known to be needed before anything is read: the organizations followed.
-    let mut pending = Known::default();
-    let followed = candidates
-        .iter()
-        .filter_map(|&(_, topic, user, _)| match topic {
-            Topic::Organization(organization) => Some((organization, user)),
-            _ => None,
-        });
-    let followed: Vec<(i64, i64)> = followed
-        .filter(|pair| !known.roles.contains_key(pair))
-        .collect();
-    let roles = pending.read_roles(db, followed);
-    let (sessions, tokens, datasets, collaborators, ()) =
+    let followed =
+        known.unknown_roles(
+            candidates
+                .iter()
+                .filter_map(|&(_, topic, user, _)| match topic {
+                    Topic::Organization(organization) => Some((organization, user)),
+                    _ => None,
+                }),
+        );
+    let roles = read_roles(db, followed);
+    let (sessions, tokens, datasets, collaborators, roles) =
         tokio::try_join!(sessions, tokens, datasets, collaborators, roles)?;
     for user in unknown_users {
         known.sessions.insert(user, None);
@@ -381,7 +385,7 @@ pub(crate) async fn decide(
                 )
             }),
     );
-    known.roles.extend(pending.roles);
+    known.roles.extend(roles);
     // Then the roles that depend on what was just read: in the organizations API tokens are
     // restricted to, and in the datasets' owners.
     let mut more = Vec::new();
@@ -400,7 +404,8 @@ pub(crate) async fn decide(
             }
         }
     }
-    known.read_roles(db, more).await?;
+    let more = known.unknown_roles(more);
+    known.roles.extend(read_roles(db, more).await?);
     let collaborators: HashMap<(i64, i64), DatasetRole> = collaborators
         .into_iter()
         .map(|(dataset, user, role)| ((dataset, user), role))

@@ -152,17 +152,13 @@ impl Hub {
 
     /// The shared key equal to `key`, held once more.
     fn hold(&self, key: &Arc<fanout::Key>) -> Arc<fanout::Key> {
-        let mut operations = self.operations();
-        match operations.get_key_value(key) {
-            Some((shared, _)) => {
-                let shared = shared.clone();
-                *operations.get_mut(&shared).expect("just found") += 1;
-                shared
+        use std::collections::hash_map::Entry as Held;
+        match self.operations().entry(key.clone()) {
+            Held::Occupied(mut held) => {
+                *held.get_mut() += 1;
+                held.key().clone()
             }
-            None => {
-                operations.insert(key.clone(), 1);
-                key.clone()
-            }
+            Held::Vacant(new) => new.insert_entry(1).key().clone(),
         }
     }
 
