@@ -1,7 +1,9 @@
 //! Who may see which event, decided for a whole batch of events and their candidate
 //! subscriptions at once: a statement each for the credentials, the memberships, the
 //! datasets and the collaborator entries concerned, whatever the number of subscribers, all
-//! run at once; then `crate::policy` for each (subscription, event).
+//! run at once (and a second statement for memberships in the organizations that the tokens
+//! and datasets just read lead to, when there are such); then `crate::policy` for each
+//! (subscription, event).
 //!
 //! On PostgreSQL the credentials and memberships read are kept between batches ([`Known`]):
 //! the database notifies every change to them (the migration
